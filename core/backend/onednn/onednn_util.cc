@@ -1,0 +1,46 @@
+#include "core/backend/onednn/onednn_util.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace cajal::onednn {
+
+using dnnl::memory;
+
+const dnnl::engine& Engine() {
+  static const dnnl::engine* engine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *engine;
+}
+
+memory::dims BatchDims(int64_t batch, const Shape& shape) {
+  memory::dims dims = {batch};
+  dims.insert(dims.end(), shape.begin(), shape.end());
+  return dims;
+}
+
+memory::desc PlainDesc(const memory::dims& dims) {
+  static constexpr memory::format_tag kTags[] = {
+      memory::format_tag::undef, memory::format_tag::a,    memory::format_tag::ab,
+      memory::format_tag::abc,   memory::format_tag::abcd, memory::format_tag::abcde};
+  return memory::desc(dims, memory::data_type::f32, kTags[dims.size()]);
+}
+
+memory Wrap(const memory::desc& md, const float* data) {
+  return memory(md, Engine(), const_cast<float*>(data));
+}
+
+absl::Status FromDnnlError(const dnnl::error& e, const char* what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("oneDNN cannot build ", what, ": ", e.what(), " (status ", e.status, ")"));
+}
+
+void PrimitiveKernel::Forward(int64_t /*step*/) {
+  for (Step& s : forward) s.primitive.execute(stream_, s.args);
+  stream_.wait();
+}
+
+void PrimitiveKernel::Backward() {
+  for (Step& s : backward) s.primitive.execute(stream_, s.args);
+  stream_.wait();
+}
+
+}  // namespace cajal::onednn

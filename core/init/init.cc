@@ -1,0 +1,82 @@
+#include "core/init/init.h"
+
+#include <cmath>
+#include <random>
+
+namespace cajal {
+namespace {
+
+void FillUniform(std::mt19937_64& rng, double bound, float* p, int64_t n) {
+  std::uniform_real_distribution<double> dist(-bound, bound);
+  for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(dist(rng));
+}
+
+void FillNormal(std::mt19937_64& rng, double std, float* p, int64_t n) {
+  std::normal_distribution<double> dist(0.0, std);
+  for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(dist(rng));
+}
+
+void FillConstant(float value, float* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) p[i] = value;
+}
+
+}  // namespace
+
+void InitializeParams(const InitConfig& c, uint64_t seed, ParamStore* store) {
+  std::mt19937_64 rng(seed ^ 0x5DEECE66DULL);
+  for (int i = 0; i < store->size(); ++i) {
+    const ParamDecl& d = store->decl(i);
+    float* p = store->value(i);
+    const int64_t n = store->count(i);
+    const double fan_in = static_cast<double>(std::max<int64_t>(d.fan_in, 1));
+    const double fan_out = static_cast<double>(std::max<int64_t>(d.fan_out, 1));
+    switch (d.role) {
+      case ParamRole::kPreluSlope:
+        FillConstant(0.25f, p, n);
+        continue;
+      case ParamRole::kScale:
+        FillConstant(1.0f, p, n);
+        continue;
+      case ParamRole::kShift:
+        FillConstant(0.0f, p, n);
+        continue;
+      case ParamRole::kBias:
+        if (c.kind == InitKind::kDefault) {
+          FillUniform(rng, 1.0 / std::sqrt(fan_in), p, n);
+        } else {
+          FillConstant(c.bias, p, n);
+        }
+        continue;
+      case ParamRole::kWeight:
+        break;
+    }
+    switch (c.kind) {
+      case InitKind::kDefault:
+        FillUniform(rng, 1.0 / std::sqrt(fan_in), p, n);
+        break;
+      case InitKind::kRandomUniform:
+        FillUniform(rng, c.range, p, n);
+        break;
+      case InitKind::kRandomNormal:
+        FillNormal(rng, c.std, p, n);
+        break;
+      case InitKind::kXavierUniform:
+        FillUniform(rng, c.gain * std::sqrt(6.0 / (fan_in + fan_out)), p, n);
+        break;
+      case InitKind::kXavierNormal:
+        FillNormal(rng, c.gain * std::sqrt(2.0 / (fan_in + fan_out)), p, n);
+        break;
+      case InitKind::kHeUniform:
+        FillUniform(rng, std::sqrt(6.0 / fan_in), p, n);
+        break;
+      case InitKind::kHeNormal:
+        FillNormal(rng, std::sqrt(2.0 / fan_in), p, n);
+        break;
+      case InitKind::kZeros:
+        FillConstant(0.0f, p, n);
+        break;
+    }
+  }
+}
+
+}  // namespace cajal

@@ -1,0 +1,80 @@
+// First-order optimizers over the flat parameter and gradient buffers of a ParamStore.
+//
+// Each update follows PyTorch 1.13's definition of the same optimizer (so goldens compare
+// directly), with g = grad + weight_decay·θ and optional global-norm clipping first:
+//   sgd        θ −= lr·g
+//   momentum   b = μ·b + g;            θ −= lr·b
+//   nesterov   b = μ·b + g;            θ −= lr·(g + μ·b)
+//   rmsprop    s = ρ·s + (1−ρ)·g²;     θ −= lr·g/(√s + ε)
+//   adagrad    s += g²;                θ −= lr·g/(√s + ε)
+//   adam       m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+//              θ −= (lr/(1−β1ᵗ))·m/(√v/√(1−β2ᵗ) + ε)
+//   adadelta   s = ρ·s + (1−ρ)·g²; Δ = √(u+ε)/√(s+ε)·g; u = ρ·u + (1−ρ)·Δ²; θ −= lr·Δ
+//   perceptron_rule  θ −= lr·g, where the loss hands back the raw error ŷ − y summed over the
+//              batch (LossConfig::perceptron_error), i.e. Rosenblatt's w += r·(y − ŷ)·x.
+// State buffers are flat like the parameters, so a checkpoint stores them as named tensors.
+#ifndef CAJAL_CORE_OPTIM_OPTIMIZER_H_
+#define CAJAL_CORE_OPTIM_OPTIMIZER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/tensor/tensor.h"
+
+namespace cajal {
+
+enum class OptimizerKind {
+  kSgd,
+  kMomentum,
+  kNesterov,
+  kRmsprop,
+  kAdagrad,
+  kAdam,
+  kAdadelta,
+  kHessianFree,
+  kPerceptronRule,
+};
+
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::kSgd;
+  float learning_rate = 0.01f;
+  float momentum = 0.9f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float epsilon = 1e-8f;
+  float rho = 0.99f;
+  float weight_decay = 0.0f;
+  float clip_norm = 0.0f;  // 0: no clipping
+};
+
+class Optimizer {
+ public:
+  // Errors: kUnimplemented for kHessianFree (it drives its own loop, see optim/hessian_free.h).
+  static absl::StatusOr<std::unique_ptr<Optimizer>> Create(const OptimizerConfig& config,
+                                                           ParamStore* store);
+
+  // Applies one update from the gradients in the store. Not thread-safe; uses OpenMP inside.
+  void Step();
+
+  int64_t steps() const { return steps_; }
+  // Named state buffers, each of ParamStore::total() floats, for checkpoints.
+  const std::vector<std::string>& state_names() const { return state_names_; }
+  AlignedBuffer& state(int i) { return state_[i]; }
+  void set_steps(int64_t steps) { steps_ = steps; }
+
+ private:
+  Optimizer(const OptimizerConfig& config, ParamStore* store);
+
+  OptimizerConfig config_;
+  ParamStore* store_;
+  int64_t steps_ = 0;
+  std::vector<std::string> state_names_;
+  std::vector<AlignedBuffer> state_;
+};
+
+}  // namespace cajal
+
+#endif  // CAJAL_CORE_OPTIM_OPTIMIZER_H_

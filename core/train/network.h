@@ -1,0 +1,85 @@
+// A sequential network: the layers, their parameters in one ParamStore, and one compiled Plan
+// per (batch size, mode). The plan is the tape: Forward runs the kernels in order, recording
+// every activation in its own buffer; Backward replays them in reverse.
+//
+//   ASSIGN_OR_RETURN(std::unique_ptr<Network> net, Network::Create(layers, {784}, CpuBackend()));
+//   InitializeParams(init, seed, &net->params());
+//   ASSIGN_OR_RETURN(Plan* plan, net->GetPlan(/*batch=*/64, Mode::kTrain));
+//   GatherBatch(..., plan->input(), ...);
+//   plan->Forward(step);
+//   ComputeLoss(..., plan->activation(k), ..., plan->diff(k));
+//   plan->Backward(/*from=*/k);  // gradients land in net->params().grads()
+//
+// Not thread-safe: one network belongs to one training thread.
+#ifndef CAJAL_CORE_TRAIN_NETWORK_H_
+#define CAJAL_CORE_TRAIN_NETWORK_H_
+
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/backend/backend.h"
+#include "core/layers/layers.h"
+#include "core/tensor/tensor.h"
+
+namespace cajal {
+
+// The kernels and buffers of a network for one batch size and mode.
+class Plan {
+ public:
+  int64_t batch() const { return batch_; }
+  // activation(0) is the input (batch, input shape); activation(i + 1) is layer i's output.
+  float* input() { return activations_[0].data(); }
+  float* activation(int i) { return activations_[i].data(); }
+  const float* output() const { return activations_.back().data(); }
+  // diff(i): the gradient of the loss with respect to activation(i), for i >= 1.
+  float* diff(int i) { return diffs_[i].data(); }
+
+  void Forward(int64_t step);
+  // Backpropagates from diff(from) through layers from−1 … 0. Training plans only.
+  void Backward(int from);
+
+ private:
+  friend class Network;
+  int64_t batch_ = 0;
+  std::vector<AlignedBuffer> activations_;
+  std::vector<AlignedBuffer> diffs_;
+  std::vector<std::unique_ptr<Kernel>> kernels_;
+};
+
+class Network {
+ public:
+  // Infers every shape and declares every parameter; compiles nothing yet. Errors name the
+  // layer ("model.layers.3 (conv2d): ...").
+  static absl::StatusOr<std::unique_ptr<Network>> Create(std::vector<LayerSpec> layers,
+                                                         Shape input, Backend* backend,
+                                                         uint64_t seed = 0);
+
+  const std::vector<LayerSpec>& layers() const { return layers_; }
+  const Shape& input_shape() const { return shapes_.front(); }
+  const Shape& output_shape() const { return shapes_.back(); }
+  // shapes()[i] is activation i's shape per example.
+  const std::vector<Shape>& shapes() const { return shapes_; }
+  ParamStore& params() { return params_; }
+  const ParamStore& params() const { return params_; }
+
+  // The plan for (batch, mode), compiled on first use and kept. Errors come from the backend.
+  absl::StatusOr<Plan*> GetPlan(int64_t batch, Mode mode);
+
+ private:
+  Network() = default;
+
+  std::vector<LayerSpec> layers_;
+  std::vector<Shape> shapes_;
+  std::vector<std::vector<int>> layer_params_;  // store indices per layer
+  ParamStore params_;
+  Backend* backend_ = nullptr;
+  uint64_t seed_ = 0;
+  std::map<std::pair<int64_t, Mode>, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace cajal
+
+#endif  // CAJAL_CORE_TRAIN_NETWORK_H_

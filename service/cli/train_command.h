@@ -1,0 +1,29 @@
+// `cajal train` and `cajal evaluate`: run the core in this process.
+#ifndef CAJAL_SERVICE_CLI_TRAIN_COMMAND_H_
+#define CAJAL_SERVICE_CLI_TRAIN_COMMAND_H_
+
+#include <string>
+#include <vector>
+
+namespace cajal {
+
+struct TrainOptions {
+  std::string spec_path;
+  std::vector<std::string> overrides;
+  std::string out_dir = ".";
+  bool timestamps = false;  // prefix each metrics line with an RFC 3339 time (Katib medianstop)
+};
+
+// Exit codes: 0 success, 1 training failure, 2 bad spec or arguments (message on stderr).
+int RunTrain(const TrainOptions& options);
+
+struct EvaluateOptions {
+  std::string model_path;
+  std::string spec_path;  // optional: data to evaluate on; default: the model's own spec
+  std::vector<std::string> overrides;
+};
+int RunEvaluate(const EvaluateOptions& options);
+
+}  // namespace cajal
+
+#endif  // CAJAL_SERVICE_CLI_TRAIN_COMMAND_H_

@@ -1,0 +1,32 @@
+// The one place where the proto job spec meets the core: validation of every field (with the
+// field path and the offending value in the message) and conversion to core::JobConfig.
+//
+//   RETURN_IF_ERROR(ValidateSpec(spec));      // "training.batch_size: must be > 0, got -3"
+//   ASSIGN_OR_RETURN(JobConfig config, ToJobConfig(spec));
+//
+// Shape errors need the data and are found later, by TrainingJob::Prepare.
+#ifndef CAJAL_SERVICE_SPEC_CONVERT_H_
+#define CAJAL_SERVICE_SPEC_CONVERT_H_
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cajal/v1/job_spec.pb.h"
+#include "core/train/job.h"
+
+namespace cajal {
+
+// Bounds on what a spec may ask for, so a hostile spec is refused before any allocation.
+inline constexpr int kMaxLayers = 1000;
+inline constexpr int kMaxUnits = 1 << 20;
+inline constexpr int kMaxBatch = 1 << 16;
+inline constexpr int kMaxEpochs = 100000;
+
+// kInvalidArgument naming the first bad field; OK otherwise.
+absl::Status ValidateSpec(const v1::JobSpec& spec);
+
+// Validates, then converts with every default applied.
+absl::StatusOr<JobConfig> ToJobConfig(const v1::JobSpec& spec);
+
+}  // namespace cajal
+
+#endif  // CAJAL_SERVICE_SPEC_CONVERT_H_
