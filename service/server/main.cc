@@ -1,0 +1,78 @@
+// cajald: the cajal training server. Flags fill ServerOptions; signals are taken with sigwait
+// on a thread; SIGTERM or SIGINT shuts down gracefully within --shutdown_grace.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "service/server/server.h"
+
+int main(int argc, char** argv) {
+  cajal::ServerOptions o;
+  double grace_s = 20;
+  CLI::App app{"cajald: the cajal training server (gRPC cajal.v1.TrainingService)"};
+  app.add_option("--host", o.host, "Address to listen on")->capture_default_str();
+  app.add_option("--port", o.port, "gRPC port (0: pick a free one and print it)")
+      ->capture_default_str();
+  app.add_option("--metrics_port", o.metrics_port, "Prometheus /metrics port")
+      ->capture_default_str();
+  app.add_option("--data_dir", o.data_dir, "SQLite store (cajal.db) and job files (jobs/ID/)")
+      ->capture_default_str();
+  app.add_option("--max_concurrent_jobs", o.max_concurrent_jobs, "Jobs trained at once")
+      ->capture_default_str();
+  app.add_option("--max_queued_jobs", o.max_queued_jobs,
+                 "Queued jobs beyond which SubmitJob is RESOURCE_EXHAUSTED")
+      ->capture_default_str();
+  app.add_option("--threads_per_job", o.threads_per_job,
+                 "Compute threads per job (0: the available cores divided among concurrent jobs)")
+      ->capture_default_str();
+  app.add_option("--max_message_bytes", o.max_message_bytes, "Largest request accepted, bytes")
+      ->capture_default_str();
+  app.add_option("--shutdown_grace", grace_s, "Seconds to drain on SIGTERM")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  o.shutdown_grace = absl::Seconds(grace_s);
+
+  // Block the signals in every thread; one thread takes them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<cajal::Server>> server = cajal::Server::BuildAndStart(o);
+  if (!server.ok()) {
+    std::fprintf(stderr, "cajald: %s\n", std::string(server.status().message()).c_str());
+    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  std::fprintf(stderr, "cajald: serving cajal.v1.TrainingService on %s:%d, data in %s\n",
+               o.host.c_str(), (*server)->port(), o.data_dir.c_str());
+  std::fflush(stderr);
+
+  absl::Notification stop;
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::fprintf(stderr, "cajald: signal %d, shutting down (grace %.0f s)\n", sig, grace_s);
+    stop.Notify();
+    // A second signal, or the grace running out, ends the process at once (still exit 0:
+    // stored jobs resume on the next start).
+    struct timespec timeout = {static_cast<time_t>(grace_s), 0};
+    if (sigtimedwait(&signals, nullptr, &timeout) >= 0 || errno == EAGAIN) {
+      std::fprintf(stderr, "cajald: exiting now\n");
+      std::_Exit(0);
+    }
+  });
+  stop.WaitForNotification();
+  (*server)->Shutdown(o.shutdown_grace);
+  std::fprintf(stderr, "cajald: stopped\n");
+  std::_Exit(0);
+}

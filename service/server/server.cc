@@ -1,0 +1,96 @@
+#include "service/server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
+
+namespace cajal {
+
+absl::Status ValidateServerOptions(const ServerOptions& o) {
+  auto bad = [](const std::string& flag, const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", what));
+  };
+  if (o.port < 0 || o.port > 65535) return bad("port", absl::StrCat("must be in [0, 65535], got ", o.port));
+  if (o.metrics_port < 0 || o.metrics_port > 65535) {
+    return bad("metrics_port", absl::StrCat("must be in [0, 65535], got ", o.metrics_port));
+  }
+  if (o.data_dir.empty()) return bad("data_dir", "required");
+  if (o.max_concurrent_jobs < 1 || o.max_concurrent_jobs > 256) {
+    return bad("max_concurrent_jobs", absl::StrCat("must be in [1, 256], got ", o.max_concurrent_jobs));
+  }
+  if (o.max_queued_jobs < 0) {
+    return bad("max_queued_jobs", absl::StrCat("must be >= 0, got ", o.max_queued_jobs));
+  }
+  if (o.threads_per_job < 0) {
+    return bad("threads_per_job", absl::StrCat("must be >= 0, got ", o.threads_per_job));
+  }
+  if (o.shutdown_grace < absl::ZeroDuration()) return bad("shutdown_grace", "must be >= 0");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOptions& options) {
+  RETURN_IF_ERROR(ValidateServerOptions(options));
+  std::unique_ptr<Server> s(new Server());
+  s->options_ = options;
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir + "/jobs", ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("--data_dir ", options.data_dir, ": cannot create: ", ec.message()));
+  }
+  ASSIGN_OR_RETURN(s->store_, Store::Open(options.data_dir + "/cajal.db"));
+  ManagerOptions mo;
+  mo.data_dir = options.data_dir;
+  mo.max_concurrent_jobs = options.max_concurrent_jobs;
+  mo.max_queued_jobs = options.max_queued_jobs;
+  mo.threads_per_job = options.threads_per_job;
+  ASSIGN_OR_RETURN(s->manager_, JobManager::Create(mo, s->store_.get()));
+  s->executor_ = std::make_unique<Executor>();
+  s->service_ = std::make_unique<TrainingServiceImpl>(s->manager_.get(), s->executor_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
+                           grpc::InsecureServerCredentials(), &s->port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.RegisterService(s->service_.get());
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.host, ":", options.port,
+                     " (is the port in use?)"));
+  }
+  auto* health = s->server_->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus("cajal.v1.TrainingService", true);
+  s->manager_->Start();
+  return s;
+}
+
+void Server::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  // Probes see NOT_SERVING at once; then no new jobs; then RPCs drain.
+  server_->GetHealthCheckService()->Shutdown();
+  manager_->StopIntake();
+  const auto deadline = std::chrono::system_clock::now() +
+                        absl::ToChronoMilliseconds(grace / 2);
+  server_->Shutdown(deadline);
+  server_->Wait();
+  manager_->Shutdown();
+  executor_.reset();  // drains posted store work
+}
+
+Server::~Server() {
+  if (server_ != nullptr) Shutdown(options_.shutdown_grace);
+}
+
+}  // namespace cajal

@@ -1,0 +1,63 @@
+// cajald: the gRPC server, assembled from its options.
+//
+//   ASSIGN_OR_RETURN(std::unique_ptr<Server> server, Server::BuildAndStart(options));
+//   ... server->port() ...
+//   server->Shutdown(absl::Seconds(20));   // health NOT_SERVING, drain, stop jobs
+#ifndef CAJAL_SERVICE_SERVER_SERVER_H_
+#define CAJAL_SERVICE_SERVER_SERVER_H_
+
+#include <grpcpp/server.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "service/server/executor.h"
+#include "service/server/job_manager.h"
+#include "service/server/store.h"
+#include "service/server/training_service.h"
+
+namespace cajal {
+
+struct ServerOptions {
+  std::string host = "0.0.0.0";
+  int port = 50051;  // 0: pick a free port (tests)
+  int metrics_port = 9464;
+  std::string data_dir = "cajal-data";
+  int max_concurrent_jobs = 1;
+  int max_queued_jobs = 100;
+  int threads_per_job = 0;
+  int max_message_bytes = 4 << 20;
+  absl::Duration shutdown_grace = absl::Seconds(20);
+};
+
+// kInvalidArgument naming the flag.
+absl::Status ValidateServerOptions(const ServerOptions& options);
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> BuildAndStart(const ServerOptions& options);
+  ~Server();
+
+  int port() const { return port_; }
+  // Health turns NOT_SERVING, intake stops, in-flight RPCs get until `grace`/2 to finish,
+  // running jobs stop at their next step. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  Server() = default;
+
+  ServerOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<JobManager> manager_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<TrainingServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace cajal
+
+#endif  // CAJAL_SERVICE_SERVER_SERVER_H_

@@ -1,0 +1,272 @@
+#include "service/server/training_service.h"
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "service/server/grpc_status.h"
+
+namespace cajal {
+namespace {
+
+// Streams a job's events from `from_sequence` on; ends when the job is terminal.
+class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
+ public:
+  WatchReactor(JobManager* manager, Executor* executor, const v1::WatchJobRequest& request)
+      : next_(request.from_sequence()) {
+    if (next_ < 0) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("from_sequence: must be >= 0, got ", next_)));
+      return;
+    }
+    absl::StatusOr<std::shared_ptr<EventLog>> log = manager->TryLog(request.id());
+    if (!log.ok()) {
+      Finish(ToGrpcStatus(log.status()));
+      return;
+    }
+    if (*log) {
+      Begin(*log);
+      return;
+    }
+    // An old job's history must come from the store: load it off the reaction thread.
+    executor->Post([this, manager, id = request.id()] {
+      absl::StatusOr<std::shared_ptr<EventLog>> loaded = manager->Log(id);
+      if (!loaded.ok()) {
+        Finish(ToGrpcStatus(loaded.status()));
+        return;
+      }
+      Begin(*loaded);
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (ok) ++next_;
+      if (!ok) cancelled_ = true;
+    }
+    Pump();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+    }
+    Pump();
+  }
+
+  void OnDone() override {
+    if (listener_) listener_->Detach();
+    delete this;
+  }
+
+ private:
+  // Forwards log notifications to the reactor until the reactor is done.
+  class Listener : public EventListener {
+   public:
+    explicit Listener(WatchReactor* r) : reactor_(r) {}
+    void OnEvents() override {
+      absl::MutexLock lock(&mu_);
+      if (reactor_ != nullptr) reactor_->Pump();
+    }
+    void Detach() {
+      absl::MutexLock lock(&mu_);
+      reactor_ = nullptr;
+    }
+
+   private:
+    absl::Mutex mu_;
+    WatchReactor* reactor_ ABSL_GUARDED_BY(mu_);
+  };
+
+  void Begin(std::shared_ptr<EventLog> log) {
+    {
+      absl::MutexLock lock(&mu_);
+      log_ = std::move(log);
+    }
+    listener_ = std::make_shared<Listener>(this);
+    log_->Subscribe(listener_);
+    Pump();
+  }
+
+  // Starts the next write, or finishes; never blocks.
+  void Pump() {
+    enum { kNothing, kWrite, kDone, kCancelled } action = kNothing;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || writing_ || log_ == nullptr) return;
+      if (cancelled_) {
+        action = kCancelled;
+        finished_ = true;
+      } else {
+        std::vector<v1::JobEvent> out;
+        const bool end = log_->Read(next_, 1, &out);
+        if (!out.empty()) {
+          current_ = std::move(out[0]);
+          writing_ = true;
+          action = kWrite;
+        } else if (end) {
+          action = kDone;
+          finished_ = true;
+        }
+      }
+    }
+    switch (action) {
+      case kWrite:
+        StartWrite(&current_);
+        break;
+      case kDone:
+        Finish(grpc::Status::OK);
+        break;
+      case kCancelled:
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the watch was cancelled"));
+        break;
+      case kNothing:
+        break;
+    }
+  }
+
+  absl::Mutex mu_;
+  std::shared_ptr<EventLog> log_ ABSL_GUARDED_BY(mu_);
+  int64_t next_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  v1::JobEvent current_;
+  std::shared_ptr<Listener> listener_;
+};
+
+// Streams the model file in kModelChunkBytes pieces.
+class DownloadReactor : public grpc::ServerWriteReactor<v1::ModelChunk> {
+ public:
+  explicit DownloadReactor(const absl::StatusOr<std::string>& path) {
+    if (!path.ok()) {
+      Finish(ToGrpcStatus(path.status()));
+      return;
+    }
+    file_.open(*path, std::ios::binary);
+    if (!file_) {
+      Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "the model file is missing"));
+      return;
+    }
+    file_.seekg(0, std::ios::end);
+    size_ = static_cast<int64_t>(file_.tellg());
+    file_.seekg(0);
+    Next();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the download was cancelled"));
+      return;
+    }
+    Next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (offset_ >= size_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    std::string* data = chunk_.mutable_data();
+    data->resize(static_cast<size_t>(std::min<int64_t>(kModelChunkBytes, size_ - offset_)));
+    file_.read(data->data(), static_cast<std::streamsize>(data->size()));
+    if (!file_) {
+      Finish(grpc::Status(grpc::StatusCode::INTERNAL, "reading the model file failed"));
+      return;
+    }
+    chunk_.set_offset(offset_);
+    chunk_.set_total_size(size_);
+    offset_ += static_cast<int64_t>(data->size());
+    StartWrite(&chunk_);
+  }
+
+  std::ifstream file_;
+  int64_t size_ = 0;
+  int64_t offset_ = 0;
+  v1::ModelChunk chunk_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::SubmitJob(grpc::CallbackServerContext* ctx,
+                                                         const v1::SubmitJobRequest* request,
+                                                         v1::Job* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  executor_->Post([this, reactor, request, response] {
+    absl::StatusOr<v1::Job> job = manager_->Submit(*request);
+    if (job.ok()) *response = *std::move(job);
+    reactor->Finish(ToGrpcStatus(job.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::GetJob(grpc::CallbackServerContext* ctx,
+                                                      const v1::GetJobRequest* request,
+                                                      v1::Job* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<v1::Job> job = manager_->Get(request->id());
+  if (job.ok()) *response = *std::move(job);
+  reactor->Finish(ToGrpcStatus(job.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerContext* ctx,
+                                                        const v1::ListJobsRequest* request,
+                                                        v1::ListJobsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<v1::ListJobsResponse> list = manager_->List(*request);
+  if (list.ok()) *response = *std::move(list);
+  reactor->Finish(ToGrpcStatus(list.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerContext* ctx,
+                                                         const v1::CancelJobRequest* request,
+                                                         v1::Job* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  executor_->Post([this, reactor, request, response] {
+    absl::StatusOr<v1::Job> job = manager_->Cancel(request->id());
+    if (job.ok()) *response = *std::move(job);
+    reactor->Finish(ToGrpcStatus(job.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::JobEvent>* TrainingServiceImpl::WatchJob(
+    grpc::CallbackServerContext* /*ctx*/, const v1::WatchJobRequest* request) {
+  return new WatchReactor(manager_, executor_, *request);
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::GetJobMetrics(
+    grpc::CallbackServerContext* ctx, const v1::GetJobMetricsRequest* request,
+    v1::GetJobMetricsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  executor_->Post([this, reactor, request, response] {
+    absl::StatusOr<std::vector<v1::MetricPoint>> points = manager_->Metrics(request->id());
+    if (points.ok()) {
+      for (auto& p : *points) *response->add_points() = std::move(p);
+    }
+    reactor->Finish(ToGrpcStatus(points.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::ModelChunk>* TrainingServiceImpl::DownloadModel(
+    grpc::CallbackServerContext* /*ctx*/, const v1::DownloadModelRequest* request) {
+  return new DownloadReactor(manager_->ModelPath(request->id()));
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::DeleteJob(grpc::CallbackServerContext* ctx,
+                                                         const v1::DeleteJobRequest* request,
+                                                         google::protobuf::Empty* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  executor_->Post([this, reactor, request] {
+    reactor->Finish(ToGrpcStatus(manager_->Delete(request->id())));
+  });
+  return reactor;
+}
+
+}  // namespace cajal

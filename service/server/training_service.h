@@ -1,0 +1,53 @@
+// cajal.v1.TrainingService on gRPC's callback API: a thin adapter over JobManager.
+//
+// Unary calls that only read memory (GetJob, ListJobs) finish inside the reaction; calls that
+// touch the store (SubmitJob, CancelJob, GetJobMetrics, DeleteJob) are finished from the
+// executor thread. WatchJob and DownloadModel are small reactor classes that own their state
+// and delete themselves in OnDone. No reaction blocks.
+#ifndef CAJAL_SERVICE_SERVER_TRAINING_SERVICE_H_
+#define CAJAL_SERVICE_SERVER_TRAINING_SERVICE_H_
+
+#include "cajal/v1/training_service.grpc.pb.h"
+#include "service/server/executor.h"
+#include "service/server/job_manager.h"
+
+namespace cajal {
+
+// Bytes per DownloadModel chunk.
+inline constexpr size_t kModelChunkBytes = 256 * 1024;
+
+class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
+ public:
+  TrainingServiceImpl(JobManager* manager, Executor* executor)
+      : manager_(manager), executor_(executor) {}
+
+  grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
+                                      const v1::SubmitJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx,
+                                   const v1::GetJobRequest* request, v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
+                                     const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
+                                      const v1::CancelJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* ctx,
+                                                   const v1::WatchJobRequest* request) override;
+  grpc::ServerUnaryReactor* GetJobMetrics(grpc::CallbackServerContext* ctx,
+                                          const v1::GetJobMetricsRequest* request,
+                                          v1::GetJobMetricsResponse* response) override;
+  grpc::ServerWriteReactor<v1::ModelChunk>* DownloadModel(
+      grpc::CallbackServerContext* ctx, const v1::DownloadModelRequest* request) override;
+  grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* ctx,
+                                      const v1::DeleteJobRequest* request,
+                                      google::protobuf::Empty* response) override;
+
+ private:
+  JobManager* manager_;
+  Executor* executor_;
+};
+
+}  // namespace cajal
+
+#endif  // CAJAL_SERVICE_SERVER_TRAINING_SERVICE_H_
