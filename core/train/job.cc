@@ -154,6 +154,11 @@ absl::Status TrainingJob::Build(Backend* backend) {
         "optimizer.kind: perceptron_rule trains threshold units; the last layer must be "
         "threshold");
   }
+  if (c.optimizer.kind == OptimizerKind::kPerceptronRule && c.loss != LossKind::kMse) {
+    return absl::InvalidArgumentError(
+        "training.loss: perceptron_rule learns from the error y - ŷ of threshold units; use "
+        "loss mse (or leave it unset)");
+  }
   if (train_.classification()) {
     const bool ok = c.loss == LossKind::kCrossEntropy ? out == classes && out >= 2
                                                       : out == classes || (out == 1 && classes == 2);
