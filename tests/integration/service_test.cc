@@ -1,0 +1,453 @@
+// The gRPC service end to end, in-process: a real Server on a loopback port chosen at run
+// time, a real channel and stub, a real SQLite file in a temp directory.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "cajal/v1/training_service.grpc.pb.h"
+#include "core/io/model_file.h"
+#include "gmock/gmock.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "gtest/gtest.h"
+#include "service/server/server.h"
+#include "service/spec/spec_loader.h"
+
+namespace cajal {
+namespace {
+
+using ::testing::HasSubstr;
+using v1::JobState;
+
+// A job that finishes in well under a second.
+constexpr char kQuickSpec[] = R"(
+model: {layers: [{dense: {units: 8}}, {activation: {kind: tanh}}, {dense: {units: 2}}]}
+data: {train: {builtin: xor}}
+optimizer: {kind: adam, learning_rate: 0.05}
+training: {epochs: 3, batch_size: 4, seed: 1, threads: 1}
+)";
+
+// A job that runs for minutes unless cancelled.
+constexpr char kLongSpec[] = R"(
+model: {layers: [{dense: {units: 64}}, {activation: {kind: relu}}, {dense: {units: 10}}]}
+data: {train: {builtin: fashion-mnist}, normalize: scale}
+optimizer: {kind: sgd, learning_rate: 0.01}
+training: {epochs: 1000, batch_size: 32, seed: 1, threads: 1}
+)";
+
+std::string TempDir() {
+  std::string tmpl = ::testing::TempDir() + "/cajal_service_XXXXXX";
+  char* dir = mkdtemp(tmpl.data());
+  EXPECT_NE(dir, nullptr);
+  return dir;
+}
+
+v1::JobSpec Spec(const char* yaml, std::vector<std::string> overrides = {}) {
+  absl::StatusOr<v1::JobSpec> spec = ParseSpec(yaml, overrides);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer(TempDir()); }
+
+  void StartServer(const std::string& dir, int max_queued = 100, int concurrent = 1) {
+    data_dir_ = dir;
+    ServerOptions o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.data_dir = dir;
+    o.max_queued_jobs = max_queued;
+    o.max_concurrent_jobs = concurrent;
+    o.threads_per_job = 1;
+    absl::StatusOr<std::unique_ptr<Server>> server = Server::BuildAndStart(o);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::TrainingService::NewStub(channel_);
+  }
+
+  void StopServer() {
+    stub_.reset();
+    channel_.reset();
+    server_.reset();
+  }
+
+  grpc::Status Submit(const v1::JobSpec& spec, v1::Job* job, const std::string& request_id = "") {
+    grpc::ClientContext ctx;
+    v1::SubmitJobRequest req;
+    *req.mutable_spec() = spec;
+    req.set_request_id(request_id);
+    return stub_->SubmitJob(&ctx, req, job);
+  }
+
+  grpc::Status Get(const std::string& id, v1::Job* job) {
+    grpc::ClientContext ctx;
+    v1::GetJobRequest req;
+    req.set_id(id);
+    return stub_->GetJob(&ctx, req, job);
+  }
+
+  grpc::Status Cancel(const std::string& id, v1::Job* job) {
+    grpc::ClientContext ctx;
+    v1::CancelJobRequest req;
+    req.set_id(id);
+    return stub_->CancelJob(&ctx, req, job);
+  }
+
+  // Every event of the stream from `from`, and the stream's status.
+  std::vector<v1::JobEvent> Watch(const std::string& id, int64_t from = 0,
+                                  grpc::Status* status = nullptr) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    v1::WatchJobRequest req;
+    req.set_id(id);
+    req.set_from_sequence(from);
+    auto reader = stub_->WatchJob(&ctx, req);
+    std::vector<v1::JobEvent> events;
+    v1::JobEvent e;
+    while (reader->Read(&e)) events.push_back(e);
+    const grpc::Status s = reader->Finish();
+    if (status != nullptr) *status = s;
+    EXPECT_TRUE(status != nullptr || s.ok()) << s.error_message();
+    return events;
+  }
+
+  // Polls GetJob until `done` holds (at most 60 s).
+  v1::Job WaitFor(const std::string& id, const std::function<bool(const v1::Job&)>& done) {
+    v1::Job job;
+    for (int i = 0; i < 6000; ++i) {
+      EXPECT_TRUE(Get(id, &job).ok());
+      if (done(job)) return job;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "timed out waiting on job " << id;
+    return job;
+  }
+
+  std::string data_dir_;
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::TrainingService::Stub> stub_;
+};
+
+TEST_F(ServiceTest, HappyPathSubmitWatchMetricsDownloadDelete) {
+  v1::Job job;
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &job).ok());
+  EXPECT_EQ(job.id().size(), 32u);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
+  EXPECT_TRUE(job.has_create_time());
+
+  const std::vector<v1::JobEvent> events = Watch(job.id());
+  ASSERT_GE(events.size(), 3u);
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].sequence(), static_cast<int64_t>(i));
+  EXPECT_EQ(events.front().state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(events[1].state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(events.back().state(), v1::JOB_STATE_SUCCEEDED);
+  int epoch_losses = 0;
+  for (const auto& e : events) epoch_losses += e.has_metric() && e.metric().name() == "loss";
+  EXPECT_EQ(epoch_losses, 3) << "one loss point per epoch";
+
+  v1::Job done;
+  ASSERT_TRUE(Get(job.id(), &done).ok());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done.progress().step(), 3);  // 4 examples, batch 4, 3 epochs
+  EXPECT_EQ(done.progress().total_steps(), 3);
+  EXPECT_EQ(done.progress().epoch(), 3);
+  EXPECT_TRUE(done.has_start_time());
+  EXPECT_TRUE(done.has_end_time());
+  EXPECT_TRUE(done.latest_metrics().contains("loss"));
+  EXPECT_TRUE(done.latest_metrics().contains("accuracy"));
+
+  {
+    grpc::ClientContext ctx;
+    v1::GetJobMetricsRequest req;
+    req.set_id(job.id());
+    v1::GetJobMetricsResponse resp;
+    ASSERT_TRUE(stub_->GetJobMetrics(&ctx, req, &resp).ok());
+    int losses = 0;
+    for (const auto& p : resp.points()) {
+      if (p.name() == "loss") {
+        ++losses;
+        EXPECT_EQ(p.epoch(), losses);
+      }
+    }
+    EXPECT_EQ(losses, 3);
+  }
+
+  std::string bytes;
+  {
+    grpc::ClientContext ctx;
+    v1::DownloadModelRequest req;
+    req.set_id(job.id());
+    auto reader = stub_->DownloadModel(&ctx, req);
+    v1::ModelChunk chunk;
+    while (reader->Read(&chunk)) {
+      EXPECT_EQ(chunk.offset(), static_cast<int64_t>(bytes.size()));
+      bytes += chunk.data();
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  const std::string path = data_dir_ + "/jobs/" + job.id() + "/model.cajal";
+  std::ifstream in(path, std::ios::binary);
+  const std::string on_disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(bytes, on_disk);
+  absl::StatusOr<ModelFile> model = ReadModelFile(path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->params.size(), 4u);
+
+  {
+    grpc::ClientContext ctx;
+    v1::DeleteJobRequest req;
+    req.set_id(job.id());
+    google::protobuf::Empty empty;
+    ASSERT_TRUE(stub_->DeleteJob(&ctx, req, &empty).ok());
+  }
+  v1::Job gone;
+  EXPECT_EQ(Get(job.id(), &gone).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_FALSE(std::filesystem::exists(data_dir_ + "/jobs/" + job.id()));
+}
+
+TEST_F(ServiceTest, ErrorCodes) {
+  v1::Job job;
+  // A bad spec gets the same message as `cajal train`.
+  grpc::Status s = Submit(Spec(kQuickSpec, {"training.batch_size=-3"}), &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "training.batch_size: must be > 0, got -3");
+  s = Submit(v1::JobSpec(), &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("model"));
+
+  s = Get("0123456789abcdef0123456789abcdef", &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(s.error_message(), HasSubstr("not found"));
+  s = Get("../../etc/passwd", &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("id:"));
+
+  // Same request_id: same spec → the same job; another spec → ALREADY_EXISTS.
+  v1::Job first, again, other;
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &first, "req-1").ok());
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &again, "req-1").ok());
+  EXPECT_EQ(first.id(), again.id());
+  s = Submit(Spec(kQuickSpec, {"training.epochs=4"}), &other, "req-1");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(s.error_message(), HasSubstr(first.id()));
+
+  WaitFor(first.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+  s = Cancel(first.id(), &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("SUCCEEDED"));
+
+  // A running job: no download, no delete.
+  v1::Job running;
+  ASSERT_TRUE(Submit(Spec(kLongSpec), &running).ok());
+  WaitFor(running.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
+  {
+    grpc::ClientContext ctx;
+    v1::DownloadModelRequest req;
+    req.set_id(running.id());
+    auto reader = stub_->DownloadModel(&ctx, req);
+    v1::ModelChunk chunk;
+    EXPECT_FALSE(reader->Read(&chunk));
+    s = reader->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(s.error_message(), HasSubstr("only a SUCCEEDED job has a model"));
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::DeleteJobRequest req;
+    req.set_id(running.id());
+    google::protobuf::Empty empty;
+    s = stub_->DeleteJob(&ctx, req, &empty);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ListJobsRequest req;
+    req.set_page_token("not-a-token");
+    v1::ListJobsResponse resp;
+    s = stub_->ListJobs(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("page_token"));
+  }
+  ASSERT_TRUE(Cancel(running.id(), &job).ok());
+  WaitFor(running.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_CANCELLED; });
+}
+
+TEST_F(ServiceTest, QueueFullIsResourceExhausted) {
+  StopServer();
+  StartServer(TempDir(), /*max_queued=*/1);
+  v1::Job running, queued, rejected;
+  ASSERT_TRUE(Submit(Spec(kLongSpec), &running).ok());
+  WaitFor(running.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &queued).ok());
+  const grpc::Status s = Submit(Spec(kQuickSpec), &rejected);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("--max_queued_jobs=1"));
+  v1::Job job;
+  ASSERT_TRUE(Cancel(queued.id(), &job).ok());
+  EXPECT_EQ(job.state(), v1::JOB_STATE_CANCELLED) << "a queued job is cancelled at once";
+  ASSERT_TRUE(Cancel(running.id(), &job).ok());
+}
+
+TEST_F(ServiceTest, CancelStopsWithinAStepAndFreesTheWorker) {
+  v1::Job running, next;
+  ASSERT_TRUE(Submit(Spec(kLongSpec), &running).ok());
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &next).ok());
+  v1::Job job = WaitFor(running.id(), [](const v1::Job& j) { return j.progress().step() >= 5; });
+  v1::Job cancelling;
+  ASSERT_TRUE(Cancel(running.id(), &cancelling).ok());
+  const int64_t step_at_cancel = cancelling.progress().step();
+  EXPECT_TRUE(cancelling.state() == v1::JOB_STATE_CANCELLING ||
+              cancelling.state() == v1::JOB_STATE_CANCELLED);
+  job = WaitFor(running.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_CANCELLED; });
+  EXPECT_LE(job.progress().step(), step_at_cancel + 1) << "stops at the next step boundary";
+  EXPECT_TRUE(job.has_end_time());
+  // The worker is free: the queued job runs to the end.
+  WaitFor(next.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+  // The history shows RUNNING → CANCELLING → CANCELLED.
+  std::vector<JobState> states;
+  for (const auto& e : Watch(running.id())) {
+    if (e.kind_case() == v1::JobEvent::kState) states.push_back(e.state());
+  }
+  EXPECT_EQ(states, (std::vector<JobState>{v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING,
+                                           v1::JOB_STATE_CANCELLING, v1::JOB_STATE_CANCELLED}));
+}
+
+TEST_F(ServiceTest, WatchersSeeEveryEventOnceInOrder) {
+  v1::Job job;
+  ASSERT_TRUE(Submit(Spec(kQuickSpec, {"training.epochs=30"}), &job).ok());
+  // Many watchers at once, joining while the job runs.
+  std::vector<std::vector<v1::JobEvent>> seen(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < seen.size(); ++i) {
+    threads.emplace_back([&, i] { seen[i] = Watch(job.id()); });
+  }
+  for (auto& t : threads) t.join();
+  const std::vector<v1::JobEvent> late = Watch(job.id());  // after the end
+  ASSERT_GT(late.size(), 60u);
+  for (size_t i = 0; i < late.size(); ++i) ASSERT_EQ(late[i].sequence(), static_cast<int64_t>(i));
+  EXPECT_EQ(late.back().state(), v1::JOB_STATE_SUCCEEDED);
+  for (const auto& s : seen) {
+    ASSERT_EQ(s.size(), late.size());
+    for (size_t i = 0; i < s.size(); ++i) EXPECT_EQ(s[i].SerializeAsString(), late[i].SerializeAsString());
+  }
+  // A reconnect with from_sequence resumes exactly after the last event seen.
+  const std::vector<v1::JobEvent> tail = Watch(job.id(), 10);
+  ASSERT_EQ(tail.size(), late.size() - 10);
+  EXPECT_EQ(tail.front().sequence(), 10);
+  EXPECT_EQ(Watch(job.id(), static_cast<int64_t>(late.size())).size(), 0u);
+  grpc::Status s;
+  Watch(job.id(), -1, &s);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  Watch("0123456789abcdef0123456789abcdef", 0, &s);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServiceTest, ConcurrentSubmitsWithOneRequestIdCreateOneJob) {
+  std::vector<std::string> ids(32);
+  std::vector<grpc::StatusCode> codes(32);
+  std::vector<std::thread> threads;
+  const v1::JobSpec spec = Spec(kQuickSpec);
+  for (int i = 0; i < 32; ++i) {
+    threads.emplace_back([&, i] {
+      v1::Job job;
+      codes[i] = Submit(spec, &job, "the-same-request").error_code();
+      ids[i] = job.id();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(codes[i], grpc::StatusCode::OK);
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 1u);
+  grpc::ClientContext ctx;
+  v1::ListJobsRequest req;
+  v1::ListJobsResponse resp;
+  ASSERT_TRUE(stub_->ListJobs(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.jobs_size(), 1);
+}
+
+TEST_F(ServiceTest, ListJobsPagesAndFilters) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    v1::Job job;
+    ASSERT_TRUE(Submit(Spec(kQuickSpec, {absl::StrCat("labels.team=", i % 2 ? "a" : "b")}), &job).ok());
+    ids.push_back(job.id());
+  }
+  for (const auto& id : ids) {
+    WaitFor(id, [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+  }
+  std::vector<std::string> listed;
+  v1::ListJobsRequest req;
+  req.set_page_size(2);
+  int pages = 0;
+  do {
+    grpc::ClientContext ctx;
+    v1::ListJobsResponse resp;
+    ASSERT_TRUE(stub_->ListJobs(&ctx, req, &resp).ok());
+    EXPECT_LE(resp.jobs_size(), 2);
+    for (const auto& j : resp.jobs()) listed.push_back(j.id());
+    req.set_page_token(resp.next_page_token());
+    ++pages;
+  } while (!req.page_token().empty());
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(listed, std::vector<std::string>(ids.rbegin(), ids.rend())) << "newest first";
+
+  v1::ListJobsRequest filtered;
+  (*filtered.mutable_labels())["team"] = "a";
+  filtered.set_state(v1::JOB_STATE_SUCCEEDED);
+  grpc::ClientContext ctx;
+  v1::ListJobsResponse resp;
+  ASSERT_TRUE(stub_->ListJobs(&ctx, filtered, &resp).ok());
+  ASSERT_EQ(resp.jobs_size(), 2);
+  EXPECT_EQ(resp.jobs(0).id(), ids[3]);
+  EXPECT_EQ(resp.jobs(1).id(), ids[1]);
+}
+
+TEST_F(ServiceTest, RestartKeepsJobsAndRunsQueuedOnes) {
+  v1::Job running, queued;
+  ASSERT_TRUE(Submit(Spec(kLongSpec), &running).ok());
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &queued).ok());
+  WaitFor(running.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
+  const std::string dir = data_dir_;
+  StopServer();
+  StartServer(dir);
+  v1::Job job;
+  ASSERT_TRUE(Get(running.id(), &job).ok());
+  EXPECT_EQ(job.state(), v1::JOB_STATE_RUNNING) << "an interrupted job resumes";
+  ASSERT_TRUE(Cancel(running.id(), &job).ok());
+  WaitFor(queued.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+}
+
+TEST_F(ServiceTest, HealthServiceIsServing) {
+  grpc::ClientContext ctx;
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1), response;
+  // grpc.health.v1.HealthCheckRequest{service: ""} is the empty message.
+  grpc::GenericStub generic(channel_);
+  grpc::CompletionQueue cq;
+  auto call = generic.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", request, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2)) << "status: SERVING";
+}
+
+}  // namespace
+}  // namespace cajal
