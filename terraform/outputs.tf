@@ -82,3 +82,8 @@ output "nat_gateway_ids" {
   description = "IDs of the NAT gateways."
   value       = module.network.nat_gateway_ids
 }
+
+output "ebs_csi_role_arn" {
+  description = "ARN of the IRSA role of the EBS CSI controller (null when disabled)."
+  value       = try(aws_iam_role.ebs_csi[0].arn, null)
+}

@@ -343,3 +343,24 @@ variable "gpu_max_size" {
     error_message = "gpu_max_size must be a whole number of at least 1 and at least gpu_min_size; to run without GPUs set enable_gpu_node_group = false."
   }
 }
+
+# ---------------------------------------------------------------------------
+# Add-ons
+# ---------------------------------------------------------------------------
+
+variable "enable_ebs_csi_driver" {
+  description = "Create the IRSA role for the Amazon EBS CSI driver and (with manage_eks_addons) install the aws-ebs-csi-driver add-on, needed for EBS-backed PersistentVolumeClaims."
+  type        = bool
+  default     = true
+
+  validation {
+    condition     = !var.enable_ebs_csi_driver || var.enable_irsa
+    error_message = "enable_ebs_csi_driver needs enable_irsa = true (the driver authenticates through the cluster's IAM OIDC provider)."
+  }
+}
+
+variable "manage_eks_addons" {
+  description = "Install EKS managed add-ons (aws-ebs-csi-driver) with Terraform. Set false to manage them elsewhere, or where the EKS add-on API is unavailable (the moto-based tests)."
+  type        = bool
+  default     = true
+}
