@@ -87,8 +87,11 @@ struct EpochReport {
 class TrainObserver {
  public:
   virtual ~TrainObserver() = default;
-  // After every step. Returning false stops training at this step boundary (cancellation).
+  // After every step, with TrainingJob::state() already advanced past it (a checkpoint taken
+  // here resumes with the next batch). Returning false stops training at this step boundary
+  // (cancellation).
   virtual bool OnStep(const StepReport&) { return true; }
+  // After an epoch's evaluation, with the state already rolled over to the next epoch.
   virtual void OnEpoch(const EpochReport&) {}
 };
 

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -11,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "cajal/v1/training_service.grpc.pb.h"
 #include "core/io/model_file.h"
 #include "google/protobuf/util/json_util.h"
@@ -24,12 +26,33 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitBadArgs = 2;
 
-std::unique_ptr<v1::TrainingService::Stub> Connect(const ClientOptions& c) {
-  return v1::TrainingService::NewStub(
-      grpc::CreateChannel(c.server, grpc::InsecureChannelCredentials()));
+std::string ReadFileOrDie(const std::string& flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    std::fprintf(stderr, "cajal: --%s %s: cannot open\n", flag.c_str(), path.c_str());
+    std::exit(kExitBadArgs);
+  }
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-void SetDeadline(grpc::ClientContext* ctx, const ClientOptions& c) {
+std::unique_ptr<v1::TrainingService::Stub> Connect(const ClientOptions& c) {
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!c.tls_ca.empty() || !c.tls_cert.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    if (!c.tls_ca.empty()) ssl.pem_root_certs = ReadFileOrDie("tls_ca", c.tls_ca);
+    if (!c.tls_cert.empty()) {
+      ssl.pem_cert_chain = ReadFileOrDie("tls_cert", c.tls_cert);
+      ssl.pem_private_key = ReadFileOrDie("tls_key", c.tls_key);
+    }
+    creds = grpc::SslCredentials(ssl);
+  }
+  return v1::TrainingService::NewStub(grpc::CreateChannel(c.server, creds));
+}
+
+// Credentials, and a deadline for unary calls.
+void SetDeadline(grpc::ClientContext* ctx, const ClientOptions& c, bool deadline = true) {
+  if (!c.token.empty()) ctx->AddMetadata("authorization", "Bearer " + c.token);
+  if (!deadline) return;
   ctx->set_deadline(std::chrono::system_clock::now() +
                     std::chrono::milliseconds(static_cast<int64_t>(c.timeout_s * 1000)));
 }
@@ -118,6 +141,7 @@ int Follow(const ClientOptions& c, v1::TrainingService::Stub* stub, const std::s
   LinePrinter lines;
   for (int attempt = 0; attempt < 10; ++attempt) {
     grpc::ClientContext ctx;
+    SetDeadline(&ctx, c, /*deadline=*/false);
     v1::WatchJobRequest req;
     req.set_id(id);
     req.set_from_sequence(next);
@@ -149,6 +173,23 @@ int Follow(const ClientOptions& c, v1::TrainingService::Stub* stub, const std::s
 }
 
 }  // namespace
+
+absl::Status ResolveToken(const std::string& token_file, ClientOptions* options) {
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) return absl::InvalidArgumentError(absl::StrCat("--token_file ", token_file, ": cannot open"));
+    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    options->token = std::string(absl::StripAsciiWhitespace(token));
+    if (options->token.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--token_file ", token_file, " is empty"));
+    }
+    return absl::OkStatus();
+  }
+  if (const char* env = std::getenv("CAJAL_TOKEN"); env != nullptr) {
+    options->token = std::string(absl::StripAsciiWhitespace(env));
+  }
+  return absl::OkStatus();
+}
 
 int RunSubmit(const ClientOptions& c, const SubmitOptions& s) {
   absl::StatusOr<v1::JobSpec> spec = LoadSpecFile(s.spec_path, s.overrides);
@@ -238,6 +279,7 @@ int RunDownload(const ClientOptions& c, const std::string& id, const std::string
   v1::DownloadModelRequest req;
   req.set_id(id);
   grpc::ClientContext ctx;
+  SetDeadline(&ctx, c, /*deadline=*/false);
   auto reader = stub->DownloadModel(&ctx, req);
   std::string bytes;
   v1::ModelChunk chunk;

@@ -8,13 +8,22 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace cajal {
 
 struct ClientOptions {
   std::string server = "localhost:50051";
   bool json = false;
   double timeout_s = 30;  // per unary call
+  std::string token;      // sent as `authorization: Bearer <token>` when non-empty
+  std::string tls_ca;     // PEM CA to verify the server: use TLS
+  std::string tls_cert;   // PEM client certificate (mTLS), with tls_key
+  std::string tls_key;
 };
+
+// Fills `token` from `token_file` or else $CAJAL_TOKEN. Errors name the file.
+absl::Status ResolveToken(const std::string& token_file, ClientOptions* options);
 
 struct SubmitOptions {
   std::string spec_path;

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <cstdio>
 #include <random>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
@@ -77,12 +79,14 @@ bool EventLog::Read(int64_t from, size_t max, std::vector<v1::JobEvent>* out) co
   return closed_ && i >= n;
 }
 
-void EventLog::Subscribe(std::weak_ptr<EventListener> listener) {
+bool EventLog::Subscribe(std::weak_ptr<EventListener> listener, int max) {
   absl::MutexLock lock(&mu_);
   listeners_.erase(std::remove_if(listeners_.begin(), listeners_.end(),
                                   [](const auto& w) { return w.expired(); }),
                    listeners_.end());
+  if (static_cast<int64_t>(listeners_.size()) >= max) return false;
   listeners_.push_back(std::move(listener));
+  return true;
 }
 
 int64_t EventLog::size() const {
@@ -119,13 +123,18 @@ void EventLog::Notify() {
 
 // ---- JobManager ----------------------------------------------------------------------------
 
-// Reports a running job's progress to the manager and carries its stop flag.
+// Reports a running job's progress to the manager, writes its checkpoints and carries its stop
+// flag.
 class JobManager::Observer : public TrainObserver {
  public:
   Observer(JobManager* manager, std::string id, std::shared_ptr<std::atomic<bool>> stop,
-           bool classification)
-      : manager_(manager), id_(std::move(id)), stop_(std::move(stop)),
-        classification_(classification) {}
+           TrainingJob* job, std::string spec_json, int64_t checkpoint_every)
+      : manager_(manager), id_(std::move(id)), stop_(std::move(stop)), job_(job),
+        spec_json_(std::move(spec_json)), checkpoint_every_(checkpoint_every),
+        classification_(job->train_data().classification()) {}
+
+  // Metric points already in the job's history (a resumed job re-measures some of them).
+  void Seen(const v1::MetricPoint& p) { recorded_.emplace(p.step(), p.name()); }
 
   bool OnStep(const StepReport& s) override {
     {
@@ -138,7 +147,8 @@ class JobManager::Observer : public TrainObserver {
         p->set_total_steps(s.total_steps);
       }
     }
-    return !stop_->load(std::memory_order_relaxed);
+    if (checkpoint_every_ > 0 && s.step % checkpoint_every_ == 0) Checkpoint();
+    return status.ok() && !stop_->load(std::memory_order_relaxed);
   }
 
   void OnEpoch(const EpochReport& e) override {
@@ -148,9 +158,11 @@ class JobManager::Observer : public TrainObserver {
       Add(e.step, e.epoch, "val_loss", e.val_loss);
       if (classification_) Add(e.step, e.epoch, "val_accuracy", e.val_accuracy);
     }
+    Checkpoint();
   }
 
   void Add(int64_t step, int epoch, const std::string& name, double value) {
+    if (!recorded_.emplace(step, name).second) return;
     v1::MetricPoint p;
     p.set_step(step);
     p.set_epoch(epoch);
@@ -161,13 +173,26 @@ class JobManager::Observer : public TrainObserver {
     if (!s.ok() && status.ok()) status = s;
   }
 
-  absl::Status status;  // the first failure to record a metric
+  // Writes the job's parameters, optimizer state and position atomically.
+  void Checkpoint() {
+    if (!status.ok()) return;
+    absl::Status s = WriteModelFile(manager_->CheckpointPath(id_), SnapshotJob(*job_, spec_json_));
+    if (!s.ok()) {
+      status = absl::Status(s.code(), absl::StrCat("cannot write a checkpoint: ", s.message()));
+    }
+  }
+
+  absl::Status status;  // the first failure to record a metric or write a checkpoint
 
  private:
   JobManager* manager_;
   std::string id_;
   std::shared_ptr<std::atomic<bool>> stop_;
+  TrainingJob* job_;
+  std::string spec_json_;
+  int64_t checkpoint_every_;
   bool classification_;
+  std::set<std::pair<int64_t, std::string>> recorded_;
 };
 
 JobManager::JobManager(const ManagerOptions& options, Store* store)
@@ -309,6 +334,11 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
                                                    request.request_id().size()));
   }
   if (!request.has_spec()) return absl::InvalidArgumentError("spec: required");
+  if (request.spec().ByteSizeLong() > kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("spec: ", request.spec().ByteSizeLong(),
+                                                   " bytes is larger than the limit of ",
+                                                   kMaxSpecBytes));
+  }
   RETURN_IF_ERROR(ToJobConfig(request.spec()).status());
 
   absl::MutexLock persist(&persist_mu_);
@@ -542,7 +572,17 @@ void JobManager::RunJob(const std::string& id) {
                                         : threads_per_job_;
   absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config, CpuBackend());
   if (!job.ok()) return fail(job.status());
-  Observer observer(this, id, stop, (*job)->train_data().classification());
+  std::error_code ec;
+  std::filesystem::create_directories(JobDir(id), ec);
+  if (ec) {
+    return fail(absl::InternalError(
+        absl::StrCat("cannot create the job directory ", JobDir(id), ": ", ec.message())));
+  }
+  const std::string spec_json = SpecToJson(spec);
+  Observer observer(this, id, stop, job->get(), spec_json,
+                    spec.training().checkpoint_every_steps());
+  if (resumed) Resume(id, job->get(), &observer);
+
   absl::StatusOr<TrainResult> result;
   try {
     result = (*job)->Run(&observer);
@@ -550,32 +590,19 @@ void JobManager::RunJob(const std::string& id) {
     result = absl::InternalError(absl::StrCat("training failed: ", e.what()));
   }
   if (!observer.status.ok()) return fail(observer.status);
-  if (!result.ok()) {
-    if (finish_cancelled()) {
-      (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
-      return;
-    }
-    return fail(result.status());
-  }
-  if (result->stop_reason == "cancelled") {
-    if (finish_cancelled()) {
-      (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
-    }
-    // Otherwise the server is shutting down: the job stays RUNNING and resumes on restart.
-    return;
-  }
   if (finish_cancelled()) {
     (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
     return;
   }
-  std::error_code ec;
-  std::filesystem::create_directories(JobDir(id), ec);
-  if (ec) {
-    return fail(absl::InternalError(
-        absl::StrCat("cannot create the job directory ", JobDir(id), ": ", ec.message())));
+  if (!result.ok()) return fail(result.status());
+  if (result->stop_reason == "cancelled") {
+    // The server is shutting down: keep the job RUNNING with a checkpoint of where it stopped;
+    // the next server resumes it from there.
+    observer.Checkpoint();
+    return;
   }
   if (absl::Status s = WriteModelFile(JobDir(id) + "/model.cajal",
-                                      SnapshotJob(**job, SpecToJson(spec)));
+                                      SnapshotJob(**job, spec_json));
       !s.ok()) {
     return fail(absl::Status(s.code(), absl::StrCat("cannot save the model: ", s.message())));
   }
@@ -589,6 +616,41 @@ void JobManager::RunJob(const std::string& id) {
   observer.Add(result->steps, (*job)->state().epoch, "samples_per_sec", result->samples_per_sec);
   if (!observer.status.ok()) return fail(observer.status);
   (void)Transition(id, v1::JOB_STATE_SUCCEEDED, "");
+  std::filesystem::remove(CheckpointPath(id), ec);
+}
+
+void JobManager::Resume(const std::string& id, TrainingJob* job, Observer* observer) {
+  std::shared_ptr<EventLog> log;
+  {
+    absl::MutexLock lock(&mu_);
+    log = jobs_.at(id).log;
+  }
+  std::vector<v1::JobEvent> events;
+  log->Read(0, SIZE_MAX, &events);
+  for (const auto& e : events) {
+    if (e.has_metric()) observer->Seen(e.metric());
+  }
+  const std::string path = CheckpointPath(id);
+  if (!std::filesystem::exists(path)) return;  // interrupted before its first checkpoint
+  absl::StatusOr<ModelFile> checkpoint = ReadModelFile(path);
+  absl::Status s = checkpoint.ok() ? RestoreJob(*checkpoint, /*with_state=*/true, job)
+                                   : checkpoint.status();
+  if (!s.ok()) {
+    // Checkpoints are written atomically, so this means the file was damaged outside cajal;
+    // start over rather than fail the job.
+    std::fprintf(stderr, "cajald: job %s: ignoring its checkpoint: %s\n", id.c_str(),
+                 std::string(s.message()).c_str());
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  v1::Progress* p = jobs_.at(id).job.mutable_progress();
+  p->set_step(job->state().step);
+  p->set_epoch(job->state().epoch + 1);
+  p->set_total_steps(job->total_steps());
+}
+
+std::string JobManager::CheckpointPath(const std::string& id) const {
+  return JobDir(id) + "/checkpoint.cajal";
 }
 
 }  // namespace cajal

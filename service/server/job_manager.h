@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "cajal/v1/training_service.pb.h"
+#include "core/train/job.h"
 #include "service/server/store.h"
 
 namespace cajal {
@@ -56,8 +57,9 @@ class EventLog {
   // Appends events[from..] (at most `max`) to `out`; returns true when the log is closed (the
   // job is terminal) and `from` + the events returned reach its end.
   bool Read(int64_t from, size_t max, std::vector<v1::JobEvent>* out) const;
-  // Listeners are held weakly; a dead one is dropped.
-  void Subscribe(std::weak_ptr<EventListener> listener);
+  // Listeners are held weakly; a dead one is dropped. Returns false (and subscribes nothing)
+  // when `max` live listeners are already subscribed.
+  bool Subscribe(std::weak_ptr<EventListener> listener, int max = INT32_MAX);
   int64_t size() const;
 
   // For the manager.
@@ -103,6 +105,9 @@ class JobManager {
 
   int threads_per_job() const { return threads_per_job_; }
   std::string JobDir(const std::string& id) const;
+  // The job's latest checkpoint (model, optimizer state, position): written every
+  // training.checkpoint_every_steps, at every epoch's end and at shutdown; removed on success.
+  std::string CheckpointPath(const std::string& id) const;
 
  private:
   struct Entry {
@@ -116,6 +121,8 @@ class JobManager {
   JobManager(const ManagerOptions& options, Store* store);
   void WorkerLoop();
   void RunJob(const std::string& id);
+  // Restores an interrupted job from its checkpoint, if it has one.
+  void Resume(const std::string& id, TrainingJob* job, Observer* observer);
   // Moves the job to `to` (with `error` for FAILED), logs the event and persists both.
   absl::Status Transition(const std::string& id, v1::JobState to, const std::string& error);
   // Appends a metric point and updates latest_metrics; persists.

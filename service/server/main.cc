@@ -33,6 +33,16 @@ int main(int argc, char** argv) {
   app.add_option("--max_message_bytes", o.max_message_bytes, "Largest request accepted, bytes")
       ->capture_default_str();
   app.add_option("--shutdown_grace", grace_s, "Seconds to drain on SIGTERM")->capture_default_str();
+  app.add_option("--max_watchers_per_job", o.max_watchers_per_job,
+                 "WatchJob streams one job may have at once")
+      ->capture_default_str();
+  app.add_option("--auth_token_file", o.auth_token_file,
+                 "File holding a token: every call but health needs `authorization: Bearer "
+                 "<token>`");
+  app.add_option("--tls_cert", o.tls_cert, "PEM certificate chain: serve TLS (with --tls_key)");
+  app.add_option("--tls_key", o.tls_key, "PEM private key for --tls_cert");
+  app.add_option("--tls_client_ca", o.tls_client_ca,
+                 "PEM CA certificate: require client certificates signed by it (mTLS)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

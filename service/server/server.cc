@@ -5,8 +5,12 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "core/util/status_macros.h"
@@ -32,13 +36,61 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return bad("threads_per_job", absl::StrCat("must be >= 0, got ", o.threads_per_job));
   }
   if (o.shutdown_grace < absl::ZeroDuration()) return bad("shutdown_grace", "must be >= 0");
+  if (o.max_watchers_per_job < 1) {
+    return bad("max_watchers_per_job", absl::StrCat("must be > 0, got ", o.max_watchers_per_job));
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return bad(o.tls_cert.empty() ? "tls_cert" : "tls_key", "--tls_cert and --tls_key go together");
+  }
+  if (!o.tls_client_ca.empty() && o.tls_cert.empty()) {
+    return bad("tls_client_ca", "needs --tls_cert and --tls_key (mTLS is TLS with client certificates)");
+  }
   return absl::OkStatus();
 }
+
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " ", path, ": cannot open: ", std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, " ", path, ": not a PEM file"));
+  }
+  return text.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
+  if (o.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  ASSIGN_OR_RETURN(pair.cert_chain, ReadPem("tls_cert", o.tls_cert));
+  ASSIGN_OR_RETURN(pair.private_key, ReadPem("tls_key", o.tls_key));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!o.tls_client_ca.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("tls_client_ca", o.tls_client_ca));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  } else {
+    ssl.client_certificate_request = GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOptions& options) {
   RETURN_IF_ERROR(ValidateServerOptions(options));
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
+  if (!options.auth_token_file.empty()) {
+    ASSIGN_OR_RETURN(std::string token, ReadTokenFile(options.auth_token_file));
+    s->auth_ = Authenticator(std::move(token));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(options));
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir + "/jobs", ec);
   if (ec) {
@@ -53,13 +105,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   mo.threads_per_job = options.threads_per_job;
   ASSIGN_OR_RETURN(s->manager_, JobManager::Create(mo, s->store_.get()));
   s->executor_ = std::make_unique<Executor>();
-  s->service_ = std::make_unique<TrainingServiceImpl>(s->manager_.get(), s->executor_.get());
+  s->service_ = std::make_unique<TrainingServiceImpl>(s->manager_.get(), s->executor_.get(),
+                                                      &s->auth_, options.max_watchers_per_job);
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Reflection answers without credentials, so it is off when calls need a token.
+  if (!s->auth_.enabled()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
-                           grpc::InsecureServerCredentials(), &s->port_);
+                           credentials, &s->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.RegisterService(s->service_.get());
   s->server_ = builder.BuildAndStart();

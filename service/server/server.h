@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "service/server/auth.h"
 #include "service/server/executor.h"
 #include "service/server/job_manager.h"
 #include "service/server/store.h"
@@ -29,7 +30,13 @@ struct ServerOptions {
   int max_queued_jobs = 100;
   int threads_per_job = 0;
   int max_message_bytes = 4 << 20;
+  int max_watchers_per_job = 4096;
   absl::Duration shutdown_grace = absl::Seconds(20);
+  // Security (docs/security.md). Empty: off.
+  std::string auth_token_file;  // every TrainingService call needs `authorization: Bearer <token>`
+  std::string tls_cert;         // PEM certificate chain; with tls_key, serve TLS
+  std::string tls_key;          // PEM private key
+  std::string tls_client_ca;    // PEM CA: require and verify client certificates (mTLS)
 };
 
 // kInvalidArgument naming the flag.
@@ -52,6 +59,7 @@ class Server {
   std::unique_ptr<Store> store_;
   std::unique_ptr<JobManager> manager_;
   std::unique_ptr<Executor> executor_;
+  Authenticator auth_;
   std::unique_ptr<TrainingServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

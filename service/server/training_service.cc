@@ -8,11 +8,20 @@
 namespace cajal {
 namespace {
 
+// A stream that ends at once with an error.
+template <class T>
+class ErrorWriteReactor : public grpc::ServerWriteReactor<T> {
+ public:
+  explicit ErrorWriteReactor(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
 // Streams a job's events from `from_sequence` on; ends when the job is terminal.
 class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
-  WatchReactor(JobManager* manager, Executor* executor, const v1::WatchJobRequest& request)
-      : next_(request.from_sequence()) {
+  WatchReactor(JobManager* manager, Executor* executor, const v1::WatchJobRequest& request,
+               int max_watchers)
+      : next_(request.from_sequence()), max_watchers_(max_watchers) {
     if (next_ < 0) {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("from_sequence: must be >= 0, got ", next_)));
@@ -86,7 +95,16 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
       log_ = std::move(log);
     }
     listener_ = std::make_shared<Listener>(this);
-    log_->Subscribe(listener_);
+    if (!log_->Subscribe(listener_, max_watchers_)) {
+      {
+        absl::MutexLock lock(&mu_);
+        finished_ = true;
+      }
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat("this job already has ", max_watchers_,
+                                       " watchers (--max_watchers_per_job); retry later")));
+      return;
+    }
     Pump();
   }
 
@@ -135,6 +153,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   v1::JobEvent current_;
   std::shared_ptr<Listener> listener_;
+  const int max_watchers_;
 };
 
 // Streams the model file in kModelChunkBytes pieces.
@@ -195,6 +214,10 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::SubmitJob(grpc::CallbackServerCon
                                                          const v1::SubmitJobRequest* request,
                                                          v1::Job* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   executor_->Post([this, reactor, request, response] {
     absl::StatusOr<v1::Job> job = manager_->Submit(*request);
     if (job.ok()) *response = *std::move(job);
@@ -207,6 +230,10 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::GetJob(grpc::CallbackServerContex
                                                       const v1::GetJobRequest* request,
                                                       v1::Job* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   absl::StatusOr<v1::Job> job = manager_->Get(request->id());
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
@@ -217,6 +244,10 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerCont
                                                         const v1::ListJobsRequest* request,
                                                         v1::ListJobsResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   absl::StatusOr<v1::ListJobsResponse> list = manager_->List(*request);
   if (list.ok()) *response = *std::move(list);
   reactor->Finish(ToGrpcStatus(list.status()));
@@ -227,6 +258,10 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerCon
                                                          const v1::CancelJobRequest* request,
                                                          v1::Job* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   executor_->Post([this, reactor, request, response] {
     absl::StatusOr<v1::Job> job = manager_->Cancel(request->id());
     if (job.ok()) *response = *std::move(job);
@@ -236,14 +271,21 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerCon
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TrainingServiceImpl::WatchJob(
-    grpc::CallbackServerContext* /*ctx*/, const v1::WatchJobRequest* request) {
-  return new WatchReactor(manager_, executor_, *request);
+    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* request) {
+  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
+    return new ErrorWriteReactor<v1::JobEvent>(auth);
+  }
+  return new WatchReactor(manager_, executor_, *request, max_watchers_per_job_);
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::GetJobMetrics(
     grpc::CallbackServerContext* ctx, const v1::GetJobMetricsRequest* request,
     v1::GetJobMetricsResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   executor_->Post([this, reactor, request, response] {
     absl::StatusOr<std::vector<v1::MetricPoint>> points = manager_->Metrics(request->id());
     if (points.ok()) {
@@ -255,7 +297,10 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::GetJobMetrics(
 }
 
 grpc::ServerWriteReactor<v1::ModelChunk>* TrainingServiceImpl::DownloadModel(
-    grpc::CallbackServerContext* /*ctx*/, const v1::DownloadModelRequest* request) {
+    grpc::CallbackServerContext* ctx, const v1::DownloadModelRequest* request) {
+  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
+    return new ErrorWriteReactor<v1::ModelChunk>(auth);
+  }
   return new DownloadReactor(manager_->ModelPath(request->id()));
 }
 
@@ -263,6 +308,10 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::DeleteJob(grpc::CallbackServerCon
                                                          const v1::DeleteJobRequest* request,
                                                          google::protobuf::Empty* /*response*/) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   executor_->Post([this, reactor, request] {
     reactor->Finish(ToGrpcStatus(manager_->Delete(request->id())));
   });

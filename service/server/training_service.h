@@ -8,6 +8,7 @@
 #define CAJAL_SERVICE_SERVER_TRAINING_SERVICE_H_
 
 #include "cajal/v1/training_service.grpc.pb.h"
+#include "service/server/auth.h"
 #include "service/server/executor.h"
 #include "service/server/job_manager.h"
 
@@ -18,8 +19,11 @@ inline constexpr size_t kModelChunkBytes = 256 * 1024;
 
 class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
  public:
-  TrainingServiceImpl(JobManager* manager, Executor* executor)
-      : manager_(manager), executor_(executor) {}
+  // `auth` checks every call; `max_watchers_per_job` bounds the WatchJob streams of one job.
+  TrainingServiceImpl(JobManager* manager, Executor* executor, const Authenticator* auth,
+                      int max_watchers_per_job)
+      : manager_(manager), executor_(executor), auth_(auth),
+        max_watchers_per_job_(max_watchers_per_job) {}
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitJobRequest* request,
@@ -46,6 +50,8 @@ class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
  private:
   JobManager* manager_;
   Executor* executor_;
+  const Authenticator* auth_;
+  int max_watchers_per_job_;
 };
 
 }  // namespace cajal
