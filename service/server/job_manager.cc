@@ -340,6 +340,23 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
                                                    kMaxSpecBytes));
   }
   RETURN_IF_ERROR(ToJobConfig(request.spec()).status());
+  // Data paths name files on this server: refuse a job that could only fail.
+  for (const auto& [where, src] : {std::make_pair("data.train", &request.spec().data().train()),
+                                   std::make_pair("data.test", &request.spec().data().test())}) {
+    std::vector<std::pair<std::string, std::string>> files;
+    if (src->has_idx()) {
+      files = {{".idx.images", src->idx().images()}, {".idx.labels", src->idx().labels()}};
+    } else if (src->has_csv()) {
+      files = {{".csv.path", src->csv().path()}};
+    }
+    for (const auto& [field, path] : files) {
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(path, ec)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, field, ": no such file on the server: ", path));
+      }
+    }
+  }
 
   absl::MutexLock persist(&persist_mu_);
   v1::Job job;

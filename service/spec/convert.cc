@@ -25,6 +25,13 @@ absl::Status IntIn(const std::string& path, int64_t v, int64_t lo, int64_t hi) {
   return absl::OkStatus();
 }
 
+// Protobuf enums are open: a client can send a number no value has. Refuse it, naming it.
+template <class IsValid>
+absl::Status KnownEnum(const std::string& path, int value, IsValid is_valid) {
+  if (!is_valid(value)) return Bad(path, absl::StrCat("unknown enum value ", value));
+  return absl::OkStatus();
+}
+
 enum class Range { kPositive, kNonNegative, kUnit, kUnitOpen, kAny };
 
 absl::Status Real(const std::string& path, double v, Range range) {
@@ -54,6 +61,8 @@ absl::Status ValidateLayer(const v1::Layer& l, const std::string& p) {
       RETURN_IF_ERROR(IntIn(p + ".dense.units", l.dense().units(), 1, kMaxUnits));
       break;
     case v1::Layer::kActivation:
+      RETURN_IF_ERROR(KnownEnum(p + ".activation.kind", l.activation().kind(),
+                                v1::ActivationKind_IsValid));
       if (l.activation().kind() == v1::ACTIVATION_KIND_UNSPECIFIED) {
         return Bad(p + ".activation.kind", "required (linear, sigmoid, tanh, relu, leaky_relu, prelu, softmax)");
       }
@@ -110,6 +119,8 @@ absl::Status ValidateLayer(const v1::Layer& l, const std::string& p) {
     case v1::Layer::kFlatten:
       break;
     case v1::Layer::kRnn:
+      RETURN_IF_ERROR(
+          KnownEnum(p + ".rnn.activation", l.rnn().activation(), v1::RnnActivation_IsValid));
       RETURN_IF_ERROR(IntIn(p + ".rnn.units", l.rnn().units(), 1, kMaxUnits));
       if (l.rnn().has_layers()) RETURN_IF_ERROR(IntIn(p + ".rnn.layers", l.rnn().layers(), 1, 64));
       break;
@@ -289,6 +300,13 @@ OptimizerKind OptimizerOf(v1::OptimizerKind k) {
 
 absl::Status ValidateSpec(const JobSpec& spec) {
   const auto& m = spec.model();
+  RETURN_IF_ERROR(KnownEnum("model.preset", m.preset(), v1::Preset_IsValid));
+  RETURN_IF_ERROR(KnownEnum("model.init.kind", m.init().kind(), v1::InitKind_IsValid));
+  RETURN_IF_ERROR(KnownEnum("data.normalize", spec.data().normalize(), v1::Normalize_IsValid));
+  RETURN_IF_ERROR(
+      KnownEnum("optimizer.kind", spec.optimizer().kind(), v1::OptimizerKind_IsValid));
+  RETURN_IF_ERROR(KnownEnum("training.loss", spec.training().loss(), v1::Loss_IsValid));
+  RETURN_IF_ERROR(KnownEnum("training.device", spec.training().device(), v1::Device_IsValid));
   if (m.preset() == v1::PRESET_UNSPECIFIED && m.layers_size() == 0) {
     return Bad("model", "set preset (perceptron, mlp, lenet, alexnet, rnn, lstm, gru, "
                         "autoencoder) or layers");
