@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "core/data/dataset.h"
 
 namespace cajal {
@@ -21,6 +22,22 @@ uint32_t BigEndian(const unsigned char* b) {
   return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
 }
 
+// After a short read: a corrupt compressed stream (or an I/O error) is reported as such, not as
+// a short file. zlib's Z_BUF_ERROR means the input ended early, which is the caller's
+// "truncated". (Fix: a corrupt stream used to be reported as "shorter than its header", since
+// gzread returns -1 on the first read that inflates the bad block.)
+absl::Status StreamError(gzFile_s* f, const std::string& path) {
+  int err = Z_OK;
+  const char* msg = gzerror(f, &err);
+  if (err == Z_DATA_ERROR || err == Z_ERRNO || err == Z_MEM_ERROR || err == Z_STREAM_ERROR) {
+    // zlib's message is "<path>: <what>"; keep the what.
+    absl::string_view what = msg != nullptr ? msg : "";
+    absl::ConsumePrefix(&what, path + ": ");
+    return absl::InvalidArgumentError(absl::StrCat(path, ": corrupt gzip stream (", what, ")"));
+  }
+  return absl::OkStatus();
+}
+
 // Reads an IDX file of u8 values with `want_dims` dimensions; returns the dims and the data.
 absl::Status ReadIdx(const std::string& path, int want_dims, std::vector<int64_t>* dims,
                      std::vector<uint8_t>* data) {
@@ -29,6 +46,7 @@ absl::Status ReadIdx(const std::string& path, int want_dims, std::vector<int64_t
   gzbuffer(f.get(), 1 << 17);
   unsigned char magic[4];
   if (gzread(f.get(), magic, 4) != 4) {
+    if (absl::Status s = StreamError(f.get(), path); !s.ok()) return s;
     return absl::InvalidArgumentError(absl::StrCat(path, ": not an IDX file (shorter than its header)"));
   }
   if (magic[0] != 0 || magic[1] != 0 || magic[2] != 0x08 || magic[3] != want_dims) {
@@ -42,6 +60,7 @@ absl::Status ReadIdx(const std::string& path, int want_dims, std::vector<int64_t
   for (int i = 0; i < want_dims; ++i) {
     unsigned char b[4];
     if (gzread(f.get(), b, 4) != 4) {
+      if (absl::Status s = StreamError(f.get(), path); !s.ok()) return s;
       return absl::InvalidArgumentError(absl::StrCat(path, ": truncated IDX header"));
     }
     const int64_t d = BigEndian(b);
@@ -63,6 +82,7 @@ absl::Status ReadIdx(const std::string& path, int want_dims, std::vector<int64_t
     done += got;
   }
   if (done != total) {
+    if (absl::Status s = StreamError(f.get(), path); !s.ok()) return s;
     return absl::InvalidArgumentError(absl::StrCat(path, ": truncated: header promises ", total,
                                                    " bytes of data, file has ", done));
   }

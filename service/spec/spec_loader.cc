@@ -89,11 +89,31 @@ absl::StatusOr<std::string> EnumValue(const FieldDescriptor* f, const std::strin
                                 ")"));
 }
 
+// What a scalar field holds, for messages: "expected an integer, got a map".
+// (Fix: the message used cpp_type_name(), which read "expected a int32" / "a enum".)
+const char* ScalarKind(const FieldDescriptor* f) {
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_ENUM:
+      return "an enum value";
+    case FieldDescriptor::CPPTYPE_STRING:
+      return "a string";
+    case FieldDescriptor::CPPTYPE_BOOL:
+      return "true or false";
+    case FieldDescriptor::CPPTYPE_FLOAT:
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+      return "a number";
+    default:
+      return "an integer";
+  }
+}
+
 absl::StatusOr<std::string> Scalar(const FieldDescriptor* f, const YAML::Node& node,
                                    const std::string& path) {
   if (!node.IsScalar()) {
-    return Bad(path, absl::StrCat("expected a ", f->cpp_type_name(), ", got a ",
-                                  node.IsMap() ? "map" : node.IsSequence() ? "list" : "null"));
+    return Bad(path, absl::StrCat("expected ", ScalarKind(f), ", got a ",
+                                  node.IsMap()        ? "map"
+                                  : node.IsSequence() ? "list"
+                                                      : "null"));
   }
   const std::string text = node.Scalar();
   switch (f->cpp_type()) {
@@ -129,10 +149,19 @@ absl::StatusOr<std::string> Scalar(const FieldDescriptor* f, const YAML::Node& n
       return absl::StrCat("\"", text, "\"");
     }
     default: {  // integers
+      // (Fix: uint64 fields such as training.seed took only values up to INT64_MAX.)
+      uint64_t u;
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_UINT64 && absl::SimpleAtoi(text, &u)) {
+        return absl::StrCat("\"", u, "\"");
+      }
       int64_t v;
       if (!absl::SimpleAtoi(text, &v)) {
         double d;
         if (absl::SimpleAtod(text, &d)) {
+          // (Fix: a whole number too large for 64 bits read "expected an integer".)
+          if (std::isfinite(d) && d == std::floor(d) && std::abs(d) >= 9223372036854775808.0) {
+            return Bad(path, absl::StrCat("integer out of range: ", text));
+          }
           return Bad(path, absl::StrCat("expected an integer, got ", text));
         }
         return Bad(path, absl::StrCat("expected an integer, got \"", text, "\""));
@@ -176,6 +205,9 @@ absl::Status EmitMessage(const YAML::Node& node, const Descriptor* d, const std:
   out->append("{");
   bool first = true;
   std::map<const google::protobuf::OneofDescriptor*, std::string> oneofs;
+  // (Fix: a field given twice, as `epochs: 1, epochs: 2` or `batch_size` and `batchSize`, was
+  // passed on twice and the JSON parser silently kept one.)
+  std::map<const FieldDescriptor*, std::string> seen;
   for (const auto& kv : node) {
     if (!kv.first.IsScalar()) return Bad(path, "field names must be strings");
     const std::string key = kv.first.Scalar();
@@ -186,6 +218,11 @@ absl::Status EmitMessage(const YAML::Node& node, const Descriptor* d, const std:
       std::vector<std::string> known;
       for (int i = 0; i < d->field_count(); ++i) known.push_back(d->field(i)->name());
       return Bad(field_path, absl::StrCat("unknown field (known: ", absl::StrJoin(known, ", "), ")"));
+    }
+    if (auto [it, inserted] = seen.emplace(f, key); !inserted) {
+      return Bad(field_path, it->second == key
+                                 ? std::string("set twice")
+                                 : absl::StrCat("set twice (also as ", it->second, ")"));
     }
     if (const auto* oneof = f->real_containing_oneof()) {
       auto [it, inserted] = oneofs.emplace(oneof, key);
