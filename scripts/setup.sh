@@ -25,6 +25,13 @@ packages=(
   # Checkers.
   shellcheck yamllint openssl curl procps
 )
+# The manifest checks (tests/tools; absent from the container build context): Node.js for the
+# schema packages, kubectl for `kubectl kustomize`, Debian's only where the machine has none.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -f "$root/tests/tools/package.json" ]; then
+  command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+  command -v kubectl >/dev/null || packages+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -35,12 +42,24 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
-  exit 0
+else
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-sudo=()
-[ "$(id -u)" -eq 0 ] || sudo=(sudo)
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# npm packages of the manifest schema checks, as locked in tests/tools/package-lock.json;
+# reinstalled only when the lock file is newer than the installed tree.
+tools="$root/tests/tools"
+if [ -f "$tools/package-lock.json" ]; then
+  if [ ! -f "$tools/node_modules/.package-lock.json" ] ||
+    [ "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]; then
+    echo "setup: npm ci in tests/tools"
+    (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    echo "setup: tests/tools/node_modules up to date"
+  fi
+fi

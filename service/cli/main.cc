@@ -1,6 +1,8 @@
 // cajal: the command line. `train` and `evaluate` run the core in-process.
 #include <CLI/CLI.hpp>
+#include <cstdio>
 
+#include "service/cli/client_commands.h"
 #include "service/cli/train_command.h"
 
 int main(int argc, char** argv) {
@@ -18,6 +20,25 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train_cmd->add_flag("--timestamps", train.timestamps,
                       "Prefix each metrics line with an RFC 3339 timestamp (Katib medianstop)");
+  train_cmd->add_option("--tfevents_dir", train.tfevents_dir,
+                        "Also write the training curves as a TensorBoard event file in this "
+                        "directory (TensorBoard, Katib's TensorFlowEvent collector)");
+  train_cmd
+      ->add_option("--tfevents_every_steps", train.tfevents_every_steps,
+                   "With --tfevents_dir: also record step_loss every N steps (0: epochs only)")
+      ->check(CLI::NonNegativeNumber);
+  train_cmd->add_option("--kfp-output-metadata", train.kfp.output_metadata_path,
+                        "Write the final metrics as KFP v2 ExecutorOutput JSON here "
+                        "(/tmp/kfp_outputs/output_metadata.json in a KFP v2 step)");
+  train_cmd
+      ->add_option("--kfp-metrics-artifact", train.kfp.metrics_artifact,
+                   "Output artifact (system.Metrics) whose metadata gets the metrics")
+      ->capture_default_str()
+      ->check([](const std::string& s) { return s.empty() ? "must not be empty" : ""; });
+  train_cmd->add_option("--mlpipeline-metrics", train.kfp.mlpipeline_metrics_path,
+                        "Write the final metrics as KFP v1 MLPipeline Metrics JSON here");
+  train_cmd->add_option("--model-out", train.kfp.model_out_path,
+                        "Also copy model.cajal to this path (a KFP {outputPath: model})");
 
   cajal::EvaluateOptions eval;
   CLI::App* eval_cmd = app.add_subcommand("evaluate", "Report loss and accuracy of a saved model");
@@ -25,6 +46,48 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--spec", eval.spec_path,
                        "Job spec whose data to evaluate on (default: the model's own)");
   eval_cmd->add_option("--set", eval.overrides, "Override a spec field (repeatable)")->take_all();
+
+  // The gRPC client commands.
+  cajal::ClientOptions client;
+  app.add_option("--server", client.server, "cajald address (host:port)")->capture_default_str();
+  app.add_option("--output", [&client](const CLI::results_t& r) {
+       client.json = r[0] == "json";
+       return r[0] == "json" || r[0] == "text";
+     }, "Output format: text (for people) or json (protobuf JSON, for scripts)")
+      ->type_name("text|json");
+  app.add_option("--timeout", client.timeout_s, "Seconds to wait for each call")
+      ->capture_default_str();
+  std::string token_file;
+  app.add_option("--token_file", token_file,
+                 "File with the server's token (default: $CAJAL_TOKEN), sent as a bearer token");
+  app.add_option("--tls_ca", client.tls_ca, "PEM CA certificate to verify the server (TLS)");
+  app.add_option("--tls_cert", client.tls_cert, "PEM client certificate (mTLS), with --tls_key");
+  app.add_option("--tls_key", client.tls_key, "PEM private key of --tls_cert");
+  cajal::SubmitOptions submit;
+  CLI::App* submit_cmd = app.add_subcommand("submit", "Submit a job to cajald");
+  submit_cmd->add_option("--spec", submit.spec_path, "Job spec (YAML or JSON)")->required();
+  submit_cmd->add_option("--set", submit.overrides, "Override a spec field (repeatable)")
+      ->take_all();
+  submit_cmd->add_option("--request_id", submit.request_id,
+                         "Idempotency key: a retry with the same key returns the same job");
+  submit_cmd->add_flag("--wait", submit.wait,
+                       "Follow the job to its end, printing metrics lines; exit with its outcome");
+  std::string job_id, out_path, state;
+  int page_size = 50;
+  CLI::App* get_cmd = app.add_subcommand("get", "Show a job");
+  get_cmd->add_option("id", job_id, "Job id")->required();
+  CLI::App* list_cmd = app.add_subcommand("list", "List jobs, newest first");
+  list_cmd->add_option("--state", state, "Only jobs in this state (queued, running, ...)");
+  list_cmd->add_option("--page_size", page_size, "Jobs per request")->capture_default_str();
+  CLI::App* watch_cmd = app.add_subcommand("watch", "Follow a job's metrics until it ends");
+  watch_cmd->add_option("id", job_id, "Job id")->required();
+  CLI::App* cancel_cmd = app.add_subcommand("cancel", "Cancel a queued or running job");
+  cancel_cmd->add_option("id", job_id, "Job id")->required();
+  CLI::App* download_cmd = app.add_subcommand("download", "Download a job's trained model");
+  download_cmd->add_option("id", job_id, "Job id")->required();
+  download_cmd->add_option("-o,--output_file", out_path, "Where to write model.cajal")->required();
+  CLI::App* delete_cmd = app.add_subcommand("delete", "Delete a finished job and its files");
+  delete_cmd->add_option("id", job_id, "Job id")->required();
 
   try {
     app.parse(argc, argv);
@@ -38,5 +101,16 @@ int main(int argc, char** argv) {
   }
   if (train_cmd->parsed()) return cajal::RunTrain(train);
   if (eval_cmd->parsed()) return cajal::RunEvaluate(eval);
+  if (absl::Status s = cajal::ResolveToken(token_file, &client); !s.ok()) {
+    std::fprintf(stderr, "cajal: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  if (submit_cmd->parsed()) return cajal::RunSubmit(client, submit);
+  if (get_cmd->parsed()) return cajal::RunGet(client, job_id);
+  if (list_cmd->parsed()) return cajal::RunList(client, state, page_size);
+  if (watch_cmd->parsed()) return cajal::RunWatch(client, job_id);
+  if (cancel_cmd->parsed()) return cajal::RunCancel(client, job_id);
+  if (download_cmd->parsed()) return cajal::RunDownload(client, job_id, out_path);
+  if (delete_cmd->parsed()) return cajal::RunDelete(client, job_id);
   return 2;
 }

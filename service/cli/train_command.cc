@@ -14,9 +14,12 @@
 #include "core/util/cores.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "service/cli/kfp_output.h"
 #include "service/cli/metrics_lines.h"
 #include "service/spec/convert.h"
 #include "service/spec/spec_loader.h"
+#include "service/tfevents/event_observer.h"
+#include "service/tfevents/event_writer.h"
 
 namespace cajal {
 namespace {
@@ -107,8 +110,23 @@ int RunTrain(const TrainOptions& o) {
   if (!job.ok()) return Fail(kExitBadSpec, job.status());
 
   PrintingObserver observer(*config, (*job)->train_data().classification(), o.timestamps);
-  absl::StatusOr<TrainResult> result = (*job)->Run(&observer);
+  TrainObserver* run_observer = &observer;
+  std::unique_ptr<EventWriter> event_writer;
+  std::unique_ptr<EventFileObserver> event_observer;
+  if (!o.tfevents_dir.empty()) {
+    absl::StatusOr<std::unique_ptr<EventWriter>> w = EventWriter::Create(o.tfevents_dir);
+    if (!w.ok()) return Fail(kExitBadSpec, w.status());
+    event_writer = *std::move(w);
+    event_observer = std::make_unique<EventFileObserver>(event_writer.get(),
+                                                         (*job)->train_data().classification(),
+                                                         o.tfevents_every_steps, &observer);
+    run_observer = event_observer.get();
+  }
+  absl::StatusOr<TrainResult> result = (*job)->Run(run_observer);
   if (!result.ok()) return Fail(kExitFailed, result.status());
+  if (event_observer != nullptr && !event_observer->status().ok()) {
+    return Fail(kExitFailed, event_observer->status());
+  }
 
   v1::TrainingReport& report = observer.report;
   report.set_stop_reason(result->stop_reason);
@@ -132,6 +150,9 @@ int RunTrain(const TrainOptions& o) {
   }
   report.set_peak_rss_mb(PeakRssMb());
   if (absl::Status s = WriteJson(o.out_dir + "/metrics.json", report); !s.ok()) {
+    return Fail(kExitFailed, s);
+  }
+  if (absl::Status s = WriteKfpOutputs(o.kfp, report, model_path); !s.ok()) {
     return Fail(kExitFailed, s);
   }
   absl::StrAppendFormat(&final_line, "steps=%d samples_per_sec=%.1f peak_rss_mb=%.1f",

@@ -2,8 +2,11 @@
 #ifndef CAJAL_SERVICE_CLI_TRAIN_COMMAND_H_
 #define CAJAL_SERVICE_CLI_TRAIN_COMMAND_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "service/cli/kfp_output.h"
 
 namespace cajal {
 
@@ -11,7 +14,10 @@ struct TrainOptions {
   std::string spec_path;
   std::vector<std::string> overrides;
   std::string out_dir = ".";
-  bool timestamps = false;  // prefix each metrics line with an RFC 3339 time (Katib medianstop)
+  bool timestamps = false;   // prefix each metrics line with an RFC 3339 time (Katib medianstop)
+  std::string tfevents_dir;  // non-empty: also write a TensorBoard event file there
+  int64_t tfevents_every_steps = 0;  // > 0: also record `step_loss` every that many steps
+  KfpOutputOptions kfp;  // Kubeflow Pipelines outputs (--kfp-output-metadata, --model-out, ...)
 };
 
 // Exit codes: 0 success, 1 training failure, 2 bad spec or arguments (message on stderr).
