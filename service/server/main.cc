@@ -7,18 +7,29 @@
 #include <cstdio>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "service/server/logging.h"
 #include "service/server/server.h"
 
 int main(int argc, char** argv) {
   cajal::ServerOptions o;
-  double grace_s = 20;
+  o.metrics_port = 9464;
+  std::string grace = "20s";
+  std::string log_format = "text";
   CLI::App app{"cajald: the cajal training server (gRPC cajal.v1.TrainingService)"};
   app.add_option("--host", o.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", o.port, "gRPC port (0: pick a free one and print it)")
       ->capture_default_str();
-  app.add_option("--metrics_port", o.metrics_port, "Prometheus /metrics port")
+  app.add_option("--metrics_port", o.metrics_port,
+                 "HTTP port for Prometheus /metrics, /healthz and /readyz (0: pick a free one "
+                 "and print it; -1: none)")
+      ->capture_default_str();
+  app.add_option("--log_format", log_format,
+                 "stderr log lines: text, or json (one object per line: time, level, message, "
+                 "job_id, ...)")
       ->capture_default_str();
   app.add_option("--data_dir", o.data_dir, "SQLite store (cajal.db) and job files (jobs/ID/)")
       ->capture_default_str();
@@ -32,7 +43,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max_message_bytes", o.max_message_bytes, "Largest request accepted, bytes")
       ->capture_default_str();
-  app.add_option("--shutdown_grace", grace_s, "Seconds to drain on SIGTERM")->capture_default_str();
+  app.add_option("--shutdown_grace", grace,
+                 "How long to drain on SIGTERM: a duration (20s, 1m30s) or seconds (20)")
+      ->capture_default_str();
   app.add_option("--max_watchers_per_job", o.max_watchers_per_job,
                  "WatchJob streams one job may have at once")
       ->capture_default_str();
@@ -49,7 +62,21 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  o.shutdown_grace = absl::Seconds(grace_s);
+  double grace_number = 0;
+  if (absl::SimpleAtod(grace, &grace_number)) {
+    o.shutdown_grace = absl::Seconds(grace_number);
+  } else if (!absl::ParseDuration(grace, &o.shutdown_grace)) {
+    std::fprintf(stderr, "cajald: --shutdown_grace: not a duration: \"%s\" (e.g. 20s)\n",
+                 grace.c_str());
+    return 2;
+  }
+  const double grace_s = absl::ToDoubleSeconds(o.shutdown_grace);
+  absl::StatusOr<cajal::LogFormat> format = cajal::ParseLogFormat(log_format);
+  if (!format.ok()) {
+    std::fprintf(stderr, "cajald: %s\n", std::string(format.status().message()).c_str());
+    return 2;
+  }
+  cajal::SetLogFormat(*format);
 
   // Block the signals in every thread; one thread takes them with sigwait.
   sigset_t signals;
@@ -60,29 +87,35 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<cajal::Server>> server = cajal::Server::BuildAndStart(o);
   if (!server.ok()) {
-    std::fprintf(stderr, "cajald: %s\n", std::string(server.status().message()).c_str());
+    cajal::Log(cajal::LogLevel::kError, server.status().message());
     return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  std::fprintf(stderr, "cajald: serving cajal.v1.TrainingService on %s:%d, data in %s\n",
-               o.host.c_str(), (*server)->port(), o.data_dir.c_str());
-  std::fflush(stderr);
+  cajal::Log(cajal::LogLevel::kInfo,
+             absl::StrCat("serving cajal.v1.TrainingService on ", o.host, ":", (*server)->port(),
+                          ", data in ", o.data_dir));
+  if (o.metrics_port >= 0) {
+    cajal::Log(cajal::LogLevel::kInfo,
+               absl::StrCat("serving metrics on http://", o.host, ":", (*server)->metrics_port(),
+                            "/metrics (and /healthz, /readyz)"));
+  }
 
   absl::Notification stop;
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    std::fprintf(stderr, "cajald: signal %d, shutting down (grace %.0f s)\n", sig, grace_s);
+    cajal::Log(cajal::LogLevel::kInfo,
+               absl::StrCat("signal ", sig, ", shutting down (grace ", grace_s, " s)"));
     stop.Notify();
     // A second signal, or the grace running out, ends the process at once (still exit 0:
     // stored jobs resume on the next start).
     struct timespec timeout = {static_cast<time_t>(grace_s), 0};
     if (sigtimedwait(&signals, nullptr, &timeout) >= 0 || errno == EAGAIN) {
-      std::fprintf(stderr, "cajald: exiting now\n");
+      cajal::Log(cajal::LogLevel::kWarning, "exiting now, before the drain finished");
       std::_Exit(0);
     }
   });
   stop.WaitForNotification();
   (*server)->Shutdown(o.shutdown_grace);
-  std::fprintf(stderr, "cajald: stopped\n");
+  cajal::Log(cajal::LogLevel::kInfo, "stopped");
   std::_Exit(0);
 }
