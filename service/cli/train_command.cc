@@ -50,7 +50,15 @@ class PrintingObserver : public TrainObserver {
       Emit(LinePrefix(timestamps_) + StepLine(s));
       Add(s.step, s.epoch, "step_loss", s.loss);
     }
+    // Per-update optimizer values (hessian_free: cg_iterations, damping) arrive just before
+    // their step's OnStep, which knows the epoch.
+    for (const auto& [name, value] : pending_) Add(s.step, s.epoch, name, value);
+    pending_.clear();
     return true;
+  }
+
+  void OnOptimizerMetric(int64_t /*step*/, const std::string& name, double value) override {
+    pending_.emplace_back(name, value);
   }
 
   void OnEpoch(const EpochReport& e) override {
@@ -79,6 +87,7 @@ class PrintingObserver : public TrainObserver {
   const JobConfig& config_;
   bool classification_;
   bool timestamps_;
+  std::vector<std::pair<std::string, double>> pending_;
 };
 
 absl::Status WriteJson(const std::string& path, const google::protobuf::Message& message) {
@@ -164,7 +173,9 @@ int RunTrain(const TrainOptions& o) {
 int RunEvaluate(const EvaluateOptions& o) {
   absl::StatusOr<ModelFile> model = ReadModelFile(o.model_path);
   if (!model.ok()) return Fail(kExitBadSpec, model.status());
-  absl::StatusOr<v1::JobSpec> spec = ParseSpec(model->spec_json);
+  // Overrides apply to the data spec when one is given, else to the model's own spec.
+  absl::StatusOr<v1::JobSpec> spec =
+      ParseSpec(model->spec_json, o.spec_path.empty() ? o.overrides : std::vector<std::string>{});
   if (!spec.ok()) return Fail(kExitBadSpec, spec.status());
   if (!o.spec_path.empty()) {
     absl::StatusOr<v1::JobSpec> data_spec = LoadSpecFile(o.spec_path, o.overrides);
@@ -173,7 +184,8 @@ int RunEvaluate(const EvaluateOptions& o) {
   }
   absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
   if (!config.ok()) return Fail(kExitBadSpec, config.status());
-  config->validation_fraction = 0;
+  // The training run's validation split is kept: the normalization statistics come from the
+  // same training examples, so evaluation reproduces what training measured.
   absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config, CpuBackend());
   if (!job.ok()) return Fail(kExitBadSpec, job.status());
   if (absl::Status s = RestoreJob(*model, /*with_state=*/false, job->get()); !s.ok()) {

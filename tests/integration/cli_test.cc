@@ -327,11 +327,9 @@ TEST_F(CliTest, EvaluateOnFashionMnistMatchesTrain) {
             absl::StrCat("loss=", m[1].str(), " accuracy=", m[2].str(), " examples=10000\n"));
 }
 
-// DISABLED: fails today. `cajal evaluate` sets validation_fraction to 0 and refits the
-// normalization on every training example, while `cajal train` fit it on the training split
-// only; the model file does not keep the statistics. Enable once evaluate uses the trained
-// statistics (see the report of the "Training core I" tests).
-TEST_F(CliTest, DISABLED_EvaluateUsesTheTrainingNormalization) {
+// Normalization statistics come from the training split only; evaluate must use the same split
+// (it did not, once: it refit them on every training example).
+TEST_F(CliTest, EvaluateUsesTheTrainingNormalization) {
   std::string csv;
   for (int i = 0; i < 40; ++i) {
     const int a = (i * 7) % 13, b = (i * 5) % 11;
