@@ -9,7 +9,7 @@ work=$(mktemp -d)
 trap 'kill "${server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 start_server() {
-  "$build/bin/cajald" --host 127.0.0.1 --port 0 --data_dir "$work/data$1" "${@:2}" 2>"$work/log$1" &
+  "$build/bin/cajald" --host 127.0.0.1 --port 0 --metrics_port 0 --data_dir "$work/data$1" "${@:2}" 2>"$work/log$1" &
   server=$!
   port=
   for _ in $(seq 100); do

@@ -14,7 +14,7 @@ packages=(
   # Libraries (DESIGN.md, Dependencies).
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libdnnl-dev ocl-icd-opencl-dev
-  prometheus-cpp-dev libabsl-dev libgtest-dev libgmock-dev
+  prometheus-cpp-dev libcivetweb-dev libabsl-dev libgtest-dev libgmock-dev
   libsqlite3-dev sqlite3 libcli11-dev libyaml-cpp-dev
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist

@@ -15,6 +15,8 @@
 #include "core/util/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
+#include "service/server/logging.h"
+#include "service/server/metrics.h"
 #include "service/spec/convert.h"
 #include "service/spec/spec_loader.h"
 
@@ -131,12 +133,16 @@ class JobManager::Observer : public TrainObserver {
            TrainingJob* job, std::string spec_json, int64_t checkpoint_every)
       : manager_(manager), id_(std::move(id)), stop_(std::move(stop)), job_(job),
         spec_json_(std::move(spec_json)), checkpoint_every_(checkpoint_every),
-        classification_(job->train_data().classification()) {}
+        classification_(job->train_data().classification()), meter_(&ServerMetrics()) {}
+
+  // Call right before training starts: the first step is timed from here.
+  void StartClock() { last_step_end_ = absl::Now(); }
 
   // Metric points already in the job's history (a resumed job re-measures some of them).
   void Seen(const v1::MetricPoint& p) { recorded_.emplace(p.step(), p.name()); }
 
   bool OnStep(const StepReport& s) override {
+    meter_.Step(absl::ToDoubleSeconds(absl::Now() - last_step_end_), s.examples);
     {
       absl::MutexLock lock(&manager_->mu_);
       auto it = manager_->jobs_.find(id_);
@@ -148,6 +154,7 @@ class JobManager::Observer : public TrainObserver {
       }
     }
     if (checkpoint_every_ > 0 && s.step % checkpoint_every_ == 0) Checkpoint();
+    last_step_end_ = absl::Now();  // checkpoints have their own histogram
     return status.ok() && !stop_->load(std::memory_order_relaxed);
   }
 
@@ -159,6 +166,7 @@ class JobManager::Observer : public TrainObserver {
       if (classification_) Add(e.step, e.epoch, "val_accuracy", e.val_accuracy);
     }
     Checkpoint();
+    last_step_end_ = absl::Now();  // evaluation is not a step
   }
 
   void Add(int64_t step, int epoch, const std::string& name, double value) {
@@ -176,7 +184,9 @@ class JobManager::Observer : public TrainObserver {
   // Writes the job's parameters, optimizer state and position atomically.
   void Checkpoint() {
     if (!status.ok()) return;
+    const absl::Time start = absl::Now();
     absl::Status s = WriteModelFile(manager_->CheckpointPath(id_), SnapshotJob(*job_, spec_json_));
+    ServerMetrics().CheckpointWritten(absl::ToDoubleSeconds(absl::Now() - start), s.ok());
     if (!s.ok()) {
       status = absl::Status(s.code(), absl::StrCat("cannot write a checkpoint: ", s.message()));
     }
@@ -193,6 +203,8 @@ class JobManager::Observer : public TrainObserver {
   int64_t checkpoint_every_;
   bool classification_;
   std::set<std::pair<int64_t, std::string>> recorded_;
+  TrainingMeter meter_;  // this job's steps and its share of the throughput gauge
+  absl::Time last_step_end_ = absl::Now();
 };
 
 JobManager::JobManager(const ManagerOptions& options, Store* store)
@@ -229,6 +241,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
     m->by_seq_[e.seq] = id;
     m->jobs_[id] = std::move(e);
   }
+  m->PublishJobGauges();
   }
   // A cancellation the previous server did not finish.
   for (const std::string& id : interrupted_cancels) {
@@ -299,13 +312,15 @@ absl::Status JobManager::Transition(const std::string& id, JobState to, const st
   v1::JobEvent event;
   event.set_state(to);
   event.set_error(error);
-  return Update(
+  JobState from = v1::JOB_STATE_UNSPECIFIED;  // set once the change is made in memory
+  absl::Status s = Update(
       id,
       [&](v1::Job* job) -> absl::Status {
         if (!IsAllowedTransition(job->state(), to)) {
           return absl::FailedPreconditionError(absl::StrCat(
               "job ", id, " is ", StateName(job->state()), "; it cannot become ", StateName(to)));
         }
+        from = job->state();
         job->set_state(to);
         if (to == v1::JOB_STATE_RUNNING) *job->mutable_start_time() = TimeUtil::GetCurrentTime();
         if (IsTerminal(to)) *job->mutable_end_time() = TimeUtil::GetCurrentTime();
@@ -313,6 +328,37 @@ absl::Status JobManager::Transition(const std::string& id, JobState to, const st
         return absl::OkStatus();
       },
       &event);
+  if (from != v1::JOB_STATE_UNSPECIFIED) {
+    ServerMetrics().JobStateChanged(from, to);
+    const std::string from_label = JobStateLabel(from), to_label = JobStateLabel(to);
+    if (to == v1::JOB_STATE_FAILED) {
+      cajal::Log(LogLevel::kError, "job state changed",
+          {{"job_id", id}, {"from", from_label}, {"state", to_label}, {"error", error}});
+    } else {
+      cajal::Log(LogLevel::kInfo, "job state changed",
+          {{"job_id", id}, {"from", from_label}, {"state", to_label}});
+    }
+    absl::MutexLock lock(&mu_);
+    PublishJobGauges();
+  }
+  // An illegal transition is a race the caller handles (a cancel beat the job); anything else
+  // is the store failing, which callers that ignore the status would otherwise hide.
+  if (!s.ok() && !absl::IsFailedPrecondition(s)) {
+    cajal::Log(LogLevel::kError, "cannot record a job state change",
+        {{"job_id", id}, {"state", JobStateLabel(to)}, {"error", s.message()}});
+  }
+  return s;
+}
+
+void JobManager::PublishJobGauges() {
+  std::map<JobState, int64_t> by_state;
+  for (const auto& [id, e] : jobs_) ++by_state[e.job.state()];
+  int64_t waiting = 0;
+  for (const std::string& id : queue_) {
+    auto it = jobs_.find(id);
+    if (it != jobs_.end() && !IsTerminal(it->second.job.state())) ++waiting;
+  }
+  ServerMetrics().SetJobCounts(by_state, waiting);
 }
 
 absl::Status JobManager::AddMetric(const std::string& id, const v1::MetricPoint& point) {
@@ -405,6 +451,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
   if (!job.request_id().empty()) by_request_id_[job.request_id()] = job.id();
   jobs_[job.id()] = std::move(e);
   queue_.push_back(job.id());
+  PublishJobGauges();
+  ServerMetrics().JobSubmitted();
+  cajal::Log(LogLevel::kInfo, "job submitted", {{"job_id", job.id()}, {"state", "queued"}});
   return job;
 }
 
@@ -502,6 +551,7 @@ absl::Status JobManager::Delete(const std::string& id) {
     if (!it->second.job.request_id().empty()) by_request_id_.erase(it->second.job.request_id());
     if (it->second.log) it->second.log->Close();
     jobs_.erase(it);
+    PublishJobGauges();
   }
   if (ec) {
     return absl::InternalError(absl::StrCat("job ", id, " was deleted but its files could not be "
@@ -555,6 +605,7 @@ void JobManager::WorkerLoop() {
       if (shutting_down_) return;
       id = queue_.front();
       queue_.pop_front();
+      PublishJobGauges();
     }
     RunJob(id);
   }
@@ -601,6 +652,7 @@ void JobManager::RunJob(const std::string& id) {
   if (resumed) Resume(id, job->get(), &observer);
 
   absl::StatusOr<TrainResult> result;
+  observer.StartClock();
   try {
     result = (*job)->Run(&observer);
   } catch (const std::exception& e) {
@@ -655,8 +707,8 @@ void JobManager::Resume(const std::string& id, TrainingJob* job, Observer* obser
   if (!s.ok()) {
     // Checkpoints are written atomically, so this means the file was damaged outside cajal;
     // start over rather than fail the job.
-    std::fprintf(stderr, "cajald: job %s: ignoring its checkpoint: %s\n", id.c_str(),
-                 std::string(s.message()).c_str());
+    cajal::Log(LogLevel::kWarning, "ignoring a damaged checkpoint; the job starts over",
+        {{"job_id", id}, {"error", s.message()}});
     return;
   }
   absl::MutexLock lock(&mu_);

@@ -131,6 +131,8 @@ class JobManager {
   // order of calls. `event` gets its sequence number and time here.
   absl::Status Update(const std::string& id, const std::function<absl::Status(v1::Job*)>& mutate,
                       v1::JobEvent* event);
+  // Sets the cajal_jobs and cajal_queue_depth gauges from memory (exact: they cannot drift).
+  void PublishJobGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ManagerOptions options_;
   Store* const store_;

@@ -2,9 +2,12 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -22,8 +25,9 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", what));
   };
   if (o.port < 0 || o.port > 65535) return bad("port", absl::StrCat("must be in [0, 65535], got ", o.port));
-  if (o.metrics_port < 0 || o.metrics_port > 65535) {
-    return bad("metrics_port", absl::StrCat("must be in [0, 65535], got ", o.metrics_port));
+  if (o.metrics_port < -1 || o.metrics_port > 65535) {
+    return bad("metrics_port",
+               absl::StrCat("must be in [0, 65535], or -1 for none, got ", o.metrics_port));
   }
   if (o.data_dir.empty()) return bad("data_dir", "required");
   if (o.max_concurrent_jobs < 1 || o.max_concurrent_jobs > 256) {
@@ -80,6 +84,21 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   return grpc::SslServerCredentials(ssl);
 }
 
+// Removes the reflection plugin from one builder. Linking grpc++_reflection registers the plugin
+// for every server (a static initializer in the library), so not calling
+// InitProtoReflectionServerBuilderPlugin() is not enough to turn reflection off.
+// (Fix, found by tests/integration/security_test: under --auth_token_file reflection still
+// listed the services without a token.)
+class WithoutReflection : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const auto& p) { return p->name() == "proto_server_reflection"; }),
+                   plugins->end());
+  }
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOptions& options) {
@@ -108,10 +127,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   s->service_ = std::make_unique<TrainingServiceImpl>(s->manager_.get(), s->executor_.get(),
                                                       &s->auth_, options.max_watchers_per_job);
 
+  if (options.metrics_port >= 0) {
+    ASSIGN_OR_RETURN(s->metrics_,
+                     MetricsEndpoint::Start(options.host, options.metrics_port, &ServerMetrics()));
+  }
   grpc::EnableDefaultHealthCheckService(true);
   // Reflection answers without credentials, so it is off when calls need a token.
   if (!s->auth_.enabled()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (s->auth_.enabled()) builder.SetOption(std::make_unique<WithoutReflection>());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(NewRpcMetricsInterceptorFactory(&ServerMetrics()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
                            credentials, &s->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
@@ -126,6 +153,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   health->SetServingStatus("", true);
   health->SetServingStatus("cajal.v1.TrainingService", true);
   s->manager_->Start();
+  if (s->metrics_) s->metrics_->SetReady(true);  // serving, intake open
   return s;
 }
 
@@ -133,6 +161,7 @@ void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   // Probes see NOT_SERVING at once; then no new jobs; then RPCs drain.
+  if (metrics_) metrics_->SetReady(false);
   server_->GetHealthCheckService()->Shutdown();
   manager_->StopIntake();
   const auto deadline = std::chrono::system_clock::now() +

@@ -16,6 +16,7 @@
 #include "service/server/auth.h"
 #include "service/server/executor.h"
 #include "service/server/job_manager.h"
+#include "service/server/metrics.h"
 #include "service/server/store.h"
 #include "service/server/training_service.h"
 
@@ -24,7 +25,9 @@ namespace cajal {
 struct ServerOptions {
   std::string host = "0.0.0.0";
   int port = 50051;  // 0: pick a free port (tests)
-  int metrics_port = 9464;
+  // HTTP /metrics, /healthz, /readyz. 0: pick a free port (tests); -1: none (embedders;
+  // cajald's --metrics_port defaults to 9464).
+  int metrics_port = -1;
   std::string data_dir = "cajal-data";
   int max_concurrent_jobs = 1;
   int max_queued_jobs = 100;
@@ -48,6 +51,8 @@ class Server {
   ~Server();
 
   int port() const { return port_; }
+  // The bound metrics port; 0 when options.metrics_port is -1.
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   // Health turns NOT_SERVING, intake stops, in-flight RPCs get until `grace`/2 to finish,
   // running jobs stop at their next step. Idempotent.
   void Shutdown(absl::Duration grace);
@@ -62,6 +67,7 @@ class Server {
   Authenticator auth_;
   std::unique_ptr<TrainingServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsEndpoint> metrics_;  // null when metrics_port is -1
   int port_ = 0;
   bool shut_down_ = false;
 };

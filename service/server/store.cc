@@ -1,7 +1,9 @@
 #include "service/server/store.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/util/status_macros.h"
+#include "service/server/metrics.h"
 
 namespace cajal {
 namespace {
@@ -21,6 +23,16 @@ constexpr const char* kMigrations[] = {
     "  sequence INTEGER NOT NULL,"
     "  event BLOB NOT NULL,"
     "  PRIMARY KEY (job_id, sequence)) WITHOUT ROWID;",
+};
+
+// Observes one write transaction's time in cajal_store_write_duration_seconds when it ends,
+// committed or rolled back.
+class WriteTimer {
+ public:
+  ~WriteTimer() { ServerMetrics().StoreWrite(absl::ToDoubleSeconds(absl::Now() - start_)); }
+
+ private:
+  absl::Time start_ = absl::Now();
 };
 
 // RAII for prepared statements.
@@ -130,6 +142,7 @@ absl::Status Store::PutJob(const v1::Job& job, const v1::JobEvent* event) {
   std::string event_bytes;
   if (event != nullptr) event->SerializeToString(&event_bytes);
   absl::MutexLock lock(&mu_);
+  WriteTimer timer;
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
   auto body = [&]() -> absl::Status {
     Stmt st;
@@ -221,6 +234,7 @@ absl::StatusOr<std::vector<v1::JobEvent>> Store::LoadEvents(const std::string& j
 
 absl::Status Store::DeleteJob(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
+  WriteTimer timer;
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
   auto body = [&]() -> absl::Status {
     for (const char* sql : {"DELETE FROM events WHERE job_id = ?1", "DELETE FROM jobs WHERE id = ?1"}) {

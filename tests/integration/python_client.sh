@@ -7,13 +7,9 @@ root=$(pwd)
 work=$(mktemp -d)
 trap 'kill "${server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-mkdir -p "$work/stubs"
-protoc --proto_path=proto --python_out="$work/stubs" \
-  --grpc_out="$work/stubs" --plugin=protoc-gen-grpc="$(command -v grpc_python_plugin)" \
-  cajal/v1/job_spec.proto cajal/v1/metrics.proto cajal/v1/training_service.proto
-touch "$work/stubs/cajal/__init__.py" "$work/stubs/cajal/v1/__init__.py"
+bash "$root/tests/tools/grpc_stubs.sh" "$work/stubs"
 
-"$build/bin/cajald" --host 127.0.0.1 --port 0 --data_dir "$work/data" --threads_per_job 1 \
+"$build/bin/cajald" --host 127.0.0.1 --port 0 --metrics_port 0 --data_dir "$work/data" --threads_per_job 1 \
   2>"$work/cajald.log" &
 server=$!
 port=
