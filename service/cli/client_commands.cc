@@ -274,10 +274,17 @@ int RunCancel(const ClientOptions& c, const std::string& id) {
   return kExitOk;
 }
 
-int RunDownload(const ClientOptions& c, const std::string& id, const std::string& out_path) {
+int RunDownload(const ClientOptions& c, const std::string& id, const std::string& out_path,
+                const std::string& artifact) {
   auto stub = Connect(c);
   v1::DownloadModelRequest req;
   req.set_id(id);
+  if (artifact == "tfevents") {
+    req.set_artifact(v1::ARTIFACT_TFEVENTS);
+  } else if (artifact != "model") {
+    std::fprintf(stderr, "cajal: --artifact: \"%s\" is not model or tfevents\n", artifact.c_str());
+    return kExitBadArgs;
+  }
   grpc::ClientContext ctx;
   SetDeadline(&ctx, c, /*deadline=*/false);
   auto reader = stub->DownloadModel(&ctx, req);

@@ -37,7 +37,9 @@ int RunGet(const ClientOptions& c, const std::string& id);
 int RunList(const ClientOptions& c, const std::string& state, int page_size);
 int RunWatch(const ClientOptions& c, const std::string& id);
 int RunCancel(const ClientOptions& c, const std::string& id);
-int RunDownload(const ClientOptions& c, const std::string& id, const std::string& out_path);
+// `artifact`: "model" (default) or "tfevents".
+int RunDownload(const ClientOptions& c, const std::string& id, const std::string& out_path,
+                const std::string& artifact = "model");
 int RunDelete(const ClientOptions& c, const std::string& id);
 
 }  // namespace cajal

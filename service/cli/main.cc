@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
   CLI::App* download_cmd = app.add_subcommand("download", "Download a job's trained model");
   download_cmd->add_option("id", job_id, "Job id")->required();
   download_cmd->add_option("-o,--output_file", out_path, "Where to write model.cajal")->required();
+  std::string artifact = "model";
+  download_cmd->add_option("--artifact", artifact,
+                           "model (model.cajal) or tfevents (the job's TensorBoard event files)")
+      ->capture_default_str();
   CLI::App* delete_cmd = app.add_subcommand("delete", "Delete a finished job and its files");
   delete_cmd->add_option("id", job_id, "Job id")->required();
 
@@ -110,7 +114,7 @@ int main(int argc, char** argv) {
   if (list_cmd->parsed()) return cajal::RunList(client, state, page_size);
   if (watch_cmd->parsed()) return cajal::RunWatch(client, job_id);
   if (cancel_cmd->parsed()) return cajal::RunCancel(client, job_id);
-  if (download_cmd->parsed()) return cajal::RunDownload(client, job_id, out_path);
+  if (download_cmd->parsed()) return cajal::RunDownload(client, job_id, out_path, artifact);
   if (delete_cmd->parsed()) return cajal::RunDelete(client, job_id);
   return 2;
 }

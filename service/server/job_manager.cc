@@ -19,6 +19,8 @@
 #include "service/server/metrics.h"
 #include "service/spec/convert.h"
 #include "service/spec/spec_loader.h"
+#include "service/tfevents/event_observer.h"
+#include "service/tfevents/event_writer.h"
 
 namespace cajal {
 namespace {
@@ -560,6 +562,33 @@ absl::Status JobManager::Delete(const std::string& id) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> JobManager::ArtifactPaths(const std::string& id,
+                                                                   v1::Artifact artifact) const {
+  if (artifact != v1::ARTIFACT_TFEVENTS) {
+    if (!v1::Artifact_IsValid(artifact)) {
+      return absl::InvalidArgumentError(absl::StrCat("artifact: unknown value ", artifact));
+    }
+    ASSIGN_OR_RETURN(std::string path, ModelPath(id));
+    return std::vector<std::string>{path};
+  }
+  ASSIGN_OR_RETURN(v1::Job job, Get(id));
+  if (!job.spec().training().tfevents()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", id, " was not submitted with training.tfevents: true; it has no event files"));
+  }
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(JobDir(id) + "/tfevents", ec)) {
+    if (entry.is_regular_file()) files.push_back(entry.path().string());
+  }
+  if (files.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " has written no event file yet"));
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 absl::StatusOr<std::string> JobManager::ModelPath(const std::string& id) const {
   ASSIGN_OR_RETURN(v1::Job job, Get(id));
   if (job.state() != v1::JOB_STATE_SUCCEEDED) {
@@ -651,14 +680,27 @@ void JobManager::RunJob(const std::string& id) {
                     spec.training().checkpoint_every_steps());
   if (resumed) Resume(id, job->get(), &observer);
 
+  // TensorBoard event files, when asked for: a new file per run (a resumed job adds one).
+  std::unique_ptr<EventWriter> events_writer;
+  std::unique_ptr<EventFileObserver> events;
+  if (spec.training().tfevents()) {
+    absl::StatusOr<std::unique_ptr<EventWriter>> w = EventWriter::Create(JobDir(id) + "/tfevents");
+    if (!w.ok()) return fail(w.status());
+    events_writer = *std::move(w);
+    events = std::make_unique<EventFileObserver>(
+        events_writer.get(), (*job)->train_data().classification(),
+        spec.training().log_every_steps(), &observer);
+  }
+  TrainObserver* top = events ? static_cast<TrainObserver*>(events.get()) : &observer;
   absl::StatusOr<TrainResult> result;
   observer.StartClock();
   try {
-    result = (*job)->Run(&observer);
+    result = (*job)->Run(top);
   } catch (const std::exception& e) {
     result = absl::InternalError(absl::StrCat("training failed: ", e.what()));
   }
   if (!observer.status.ok()) return fail(observer.status);
+  if (events && !events->status().ok()) return fail(events->status());
   if (finish_cancelled()) {
     (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
     return;

@@ -97,6 +97,10 @@ class JobManager {
   absl::Status Delete(const std::string& id);
   // The model file of a SUCCEEDED job; kFailedPrecondition otherwise.
   absl::StatusOr<std::string> ModelPath(const std::string& id) const;
+  // The files of an artifact: the model (as ModelPath), or the TensorBoard event files of a job
+  // submitted with training.tfevents (kFailedPrecondition before the first one exists).
+  absl::StatusOr<std::vector<std::string>> ArtifactPaths(const std::string& id,
+                                                         v1::Artifact artifact) const;
   // The job's event log: from memory for jobs seen since start, else loaded from the store
   // (blocking). kNotFound for unknown ids.
   absl::StatusOr<std::shared_ptr<EventLog>> Log(const std::string& id);

@@ -159,19 +159,24 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
 // Streams the model file in kModelChunkBytes pieces.
 class DownloadReactor : public grpc::ServerWriteReactor<v1::ModelChunk> {
  public:
-  explicit DownloadReactor(const absl::StatusOr<std::string>& path) {
-    if (!path.ok()) {
-      Finish(ToGrpcStatus(path.status()));
+  // Streams the files one after the other, as much of each as it held when the call began.
+  explicit DownloadReactor(const absl::StatusOr<std::vector<std::string>>& paths) {
+    if (!paths.ok()) {
+      Finish(ToGrpcStatus(paths.status()));
       return;
     }
-    file_.open(*path, std::ios::binary);
-    if (!file_) {
-      Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "the model file is missing"));
-      return;
+    for (const std::string& path : *paths) {
+      auto file = std::make_unique<std::ifstream>(path, std::ios::binary);
+      if (!*file) {
+        Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "the job's file is missing"));
+        return;
+      }
+      file->seekg(0, std::ios::end);
+      const int64_t size = static_cast<int64_t>(file->tellg());
+      file->seekg(0);
+      files_.push_back({std::move(file), size});
+      size_ += size;
     }
-    file_.seekg(0, std::ios::end);
-    size_ = static_cast<int64_t>(file_.tellg());
-    file_.seekg(0);
     Next();
   }
   void OnWriteDone(bool ok) override {
@@ -184,25 +189,34 @@ class DownloadReactor : public grpc::ServerWriteReactor<v1::ModelChunk> {
   void OnDone() override { delete this; }
 
  private:
+  struct Part {
+    std::unique_ptr<std::ifstream> file;
+    int64_t remaining;
+  };
+
   void Next() {
-    if (offset_ >= size_) {
+    while (current_ < files_.size() && files_[current_].remaining == 0) ++current_;
+    if (current_ == files_.size()) {
       Finish(grpc::Status::OK);
       return;
     }
+    Part& part = files_[current_];
     std::string* data = chunk_.mutable_data();
-    data->resize(static_cast<size_t>(std::min<int64_t>(kModelChunkBytes, size_ - offset_)));
-    file_.read(data->data(), static_cast<std::streamsize>(data->size()));
-    if (!file_) {
-      Finish(grpc::Status(grpc::StatusCode::INTERNAL, "reading the model file failed"));
+    data->resize(static_cast<size_t>(std::min<int64_t>(kModelChunkBytes, part.remaining)));
+    part.file->read(data->data(), static_cast<std::streamsize>(data->size()));
+    if (!*part.file) {
+      Finish(grpc::Status(grpc::StatusCode::INTERNAL, "reading the job's file failed"));
       return;
     }
+    part.remaining -= static_cast<int64_t>(data->size());
     chunk_.set_offset(offset_);
     chunk_.set_total_size(size_);
     offset_ += static_cast<int64_t>(data->size());
     StartWrite(&chunk_);
   }
 
-  std::ifstream file_;
+  std::vector<Part> files_;
+  size_t current_ = 0;
   int64_t size_ = 0;
   int64_t offset_ = 0;
   v1::ModelChunk chunk_;
@@ -301,7 +315,7 @@ grpc::ServerWriteReactor<v1::ModelChunk>* TrainingServiceImpl::DownloadModel(
   if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
     return new ErrorWriteReactor<v1::ModelChunk>(auth);
   }
-  return new DownloadReactor(manager_->ModelPath(request->id()));
+  return new DownloadReactor(manager_->ArtifactPaths(request->id(), request->artifact()));
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::DeleteJob(grpc::CallbackServerContext* ctx,

@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -425,6 +426,56 @@ TEST_F(ServiceTest, RestartKeepsJobsAndRunsQueuedOnes) {
   EXPECT_EQ(job.state(), v1::JOB_STATE_RUNNING) << "an interrupted job resumes";
   ASSERT_TRUE(Cancel(running.id(), &job).ok());
   WaitFor(queued.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+}
+
+TEST_F(ServiceTest, TfeventsAreWrittenUnderTheJobAndDownloadable) {
+  v1::Job job;
+  ASSERT_TRUE(Submit(Spec(kQuickSpec, {"training.tfevents=true"}), &job).ok());
+  WaitFor(job.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+  auto download = [&](const std::string& id, v1::Artifact artifact, grpc::Status* status) {
+    grpc::ClientContext ctx;
+    v1::DownloadModelRequest req;
+    req.set_id(id);
+    req.set_artifact(artifact);
+    auto reader = stub_->DownloadModel(&ctx, req);
+    std::string bytes;
+    v1::ModelChunk chunk;
+    while (reader->Read(&chunk)) bytes += chunk.data();
+    *status = reader->Finish();
+    return bytes;
+  };
+  grpc::Status s;
+  const std::string events = download(job.id(), v1::ARTIFACT_TFEVENTS, &s);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  // TFRecord framing: u64 length, u32 masked CRC, data, u32 masked CRC — walk every record.
+  size_t pos = 0, records = 0;
+  while (pos + 12 <= events.size()) {
+    uint64_t len;
+    std::memcpy(&len, events.data() + pos, 8);
+    ASSERT_LE(pos + 12 + len + 4, events.size()) << "a truncated record";
+    pos += 12 + len + 4;
+    ++records;
+  }
+  EXPECT_EQ(pos, events.size());
+  EXPECT_EQ(records, 1u + 3u) << "the version record and one per epoch";
+  EXPECT_NE(events.find("brain.Event:2"), std::string::npos);
+  EXPECT_NE(events.find("accuracy"), std::string::npos);
+  // The files are the ones in the job's directory.
+  size_t on_disk = 0;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir_ + "/jobs/" + job.id() +
+                                                           "/tfevents")) {
+    EXPECT_EQ(e.path().filename().string().rfind("events.out.tfevents.", 0), 0u);
+    on_disk += std::filesystem::file_size(e.path());
+  }
+  EXPECT_EQ(on_disk, events.size());
+
+  // A job without tfevents has none to give.
+  v1::Job plain;
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &plain).ok());
+  WaitFor(plain.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+  download(plain.id(), v1::ARTIFACT_TFEVENTS, &s);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("training.tfevents"));
 }
 
 TEST_F(ServiceTest, HealthServiceIsServing) {
