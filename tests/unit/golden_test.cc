@@ -21,6 +21,7 @@
 #include "core/loss/loss.h"
 #include "core/train/network.h"
 #include "gtest/gtest.h"
+#include "tests/unit/golden_file.h"
 
 namespace cajal {
 namespace {
@@ -31,58 +32,16 @@ constexpr int kUnits = 5;
 // float32 against float32 computed in another order: a few ulps of the largest term.
 constexpr double kTolerance = 1e-5;
 
-using Goldens = std::map<std::string, std::vector<double>>;
-
-// Reads `<key> <count> <values...>` records; '#' lines are comments.
-Goldens ReadGoldens(const std::string& path) {
-  Goldens goldens;
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string key;
-    size_t count = 0;
-    fields >> key >> count;
-    std::vector<double>& values = goldens[key];
-    values.resize(count);
-    for (double& v : values) fields >> v;
-    EXPECT_FALSE(fields.fail()) << path << ": bad record " << key;
-  }
-  return goldens;
-}
-
-const Goldens& LayerGoldens() {
-  static const Goldens* goldens =
-      new Goldens(ReadGoldens(std::string(CAJAL_SOURCE_DIR) + "/tests/data/goldens/layers.txt"));
-  return *goldens;
-}
-
 const std::vector<double>& Golden(const std::string& key) {
-  static const std::vector<double> kEmpty;
-  auto it = LayerGoldens().find(key);
-  if (it == LayerGoldens().end()) {
-    ADD_FAILURE() << "no golden " << key;
-    return kEmpty;
-  }
-  return it->second;
+  return GoldenFile::Get("layers.txt").Values(key);
 }
 
 void CopyGolden(const std::string& key, float* dst, int64_t count) {
-  const std::vector<double>& v = Golden(key);
-  ASSERT_EQ(static_cast<int64_t>(v.size()), count) << key;
-  for (int64_t i = 0; i < count; ++i) dst[i] = static_cast<float>(v[i]);
+  GoldenFile::Get("layers.txt").Copy(key, dst, count);
 }
 
-// |actual − expected| <= tol·(1 + |expected|) elementwise.
 void ExpectMatches(const std::string& key, const float* actual, int64_t count) {
-  const std::vector<double>& expected = Golden(key);
-  ASSERT_EQ(static_cast<int64_t>(expected.size()), count) << key;
-  for (int64_t i = 0; i < count; ++i) {
-    EXPECT_NEAR(actual[i], expected[i], kTolerance * (1 + std::abs(expected[i])))
-        << key << "[" << i << "]";
-  }
+  GoldenFile::Get("layers.txt").ExpectNear(key, actual, count, kTolerance);
 }
 
 // Builds linear -> dense -> [last], loads the case's input and parameters.
@@ -222,7 +181,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // The goldens themselves: a missing or truncated file must fail, not pass vacuously.
 TEST(GoldenFileTest, HasEveryCase) {
-  EXPECT_GE(LayerGoldens().size(), 100u);
+  EXPECT_GE(GoldenFile::Get("layers.txt").size(), 100u);
   EXPECT_EQ(Golden("act.prelu.dslope").size(), static_cast<size_t>(kUnits));
   EXPECT_EQ(Golden("loss.bce_fused.dx").size(), static_cast<size_t>(kBatch * kInputs));
 }

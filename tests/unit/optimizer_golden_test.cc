@@ -20,6 +20,7 @@
 #include "core/optim/optimizer.h"
 #include "core/train/network.h"
 #include "gtest/gtest.h"
+#include "tests/unit/golden_file.h"
 
 namespace cajal {
 namespace {
@@ -35,38 +36,8 @@ constexpr double kTolerance = 2e-5;
 const char* const kParams[] = {"layers.0.dense.weight", "layers.0.dense.bias",
                                "layers.2.dense.weight", "layers.2.dense.bias"};
 
-using Goldens = std::map<std::string, std::vector<double>>;
-
-// Reads `<key> <count> <values...>` records; '#' lines are comments.
-Goldens ReadGoldens(const std::string& path) {
-  Goldens goldens;
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string key;
-    size_t count = 0;
-    fields >> key >> count;
-    std::vector<double>& values = goldens[key];
-    values.resize(count);
-    for (double& v : values) fields >> v;
-    EXPECT_FALSE(fields.fail()) << path << ": bad record " << key;
-  }
-  return goldens;
-}
-
 const std::vector<double>& Golden(const std::string& key) {
-  static const Goldens* goldens = new Goldens(
-      ReadGoldens(std::string(CAJAL_SOURCE_DIR) + "/tests/data/goldens/optimizers.txt"));
-  static const std::vector<double> kEmpty;
-  auto it = goldens->find(key);
-  if (it == goldens->end()) {
-    ADD_FAILURE() << "no golden " << key;
-    return kEmpty;
-  }
-  return it->second;
+  return GoldenFile::Get("optimizers.txt").Values(key);
 }
 
 struct OptimizerCase {
