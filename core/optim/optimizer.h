@@ -38,6 +38,15 @@ enum class OptimizerKind {
   kPerceptronRule,
 };
 
+// Settings of kHessianFree (optim/hessian_free.h); the defaults are Martens 2010's. The
+// gradient batch is the training batch (JobConfig::batch_size).
+struct HessianFreeConfig {
+  float damping = 1.0f;  // initial Levenberg-Marquardt λ (ltatzel's default; theano-hf uses 0.1)
+  int cg_max_iterations = 250;
+  int64_t curvature_batch_size = 0;  // 0: a quarter of the gradient batch (at least 1)
+  float structural_damping = 0.0f;   // μ for recurrent layers, which HF does not support yet
+};
+
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::kSgd;
   float learning_rate = 0.01f;
@@ -48,11 +57,13 @@ struct OptimizerConfig {
   float rho = 0.99f;
   float weight_decay = 0.0f;
   float clip_norm = 0.0f;  // 0: no clipping
+  HessianFreeConfig hessian_free;
 };
 
 class Optimizer {
  public:
-  // Errors: kUnimplemented for kHessianFree (it drives its own loop, see optim/hessian_free.h).
+  // For kHessianFree the optimizer keeps only the step count (Step does nothing): HF drives
+  // its own update (optim/hessian_free.h).
   static absl::StatusOr<std::unique_ptr<Optimizer>> Create(const OptimizerConfig& config,
                                                            ParamStore* store);
 

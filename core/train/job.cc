@@ -159,7 +159,18 @@ absl::Status TrainingJob::Build(Backend* backend) {
         "training.loss: perceptron_rule learns from the error y - ŷ of threshold units; use "
         "loss mse (or leave it unset)");
   }
-  if (train_.classification()) {
+  reconstruct_ = c.reconstruct || c.preset == Preset::kAutoencoder;
+  if (reconstruct_) {
+    if (c.loss == LossKind::kCrossEntropy) {
+      return absl::InvalidArgumentError(
+          "training.loss: an autoencoder reconstructs its input; use mse or binary_cross_entropy");
+    }
+    if (out != train_.example_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": the network has ", out,
+                                                     " outputs but reconstructs inputs of ",
+                                                     train_.example_size(), " values"));
+    }
+  } else if (train_.classification()) {
     const bool ok = c.loss == LossKind::kCrossEntropy ? out == classes && out >= 2
                                                       : out == classes || (out == 1 && classes == 2);
     if (!ok) {
@@ -187,7 +198,7 @@ absl::Status TrainingJob::Build(Backend* backend) {
                 ((c.loss == LossKind::kCrossEntropy && LastIs(layers, Activation::kSoftmax)) ||
                  (c.loss == LossKind::kBinaryCrossEntropy && LastIs(layers, Activation::kSigmoid)));
   loss_.perceptron_error = c.optimizer.kind == OptimizerKind::kPerceptronRule;
-  if (!train_.classification()) {
+  if (!train_.classification() || reconstruct_) {
     loss_.accuracy = AccuracyRule::kNone;
   } else if (threshold_last) {
     loss_.accuracy = AccuracyRule::kExactMatch;
@@ -198,6 +209,10 @@ absl::Status TrainingJob::Build(Backend* backend) {
 
   InitializeParams(c.init, c.seed, &network_->params());
   ASSIGN_OR_RETURN(optimizer_, Optimizer::Create(c.optimizer, &network_->params()));
+  if (c.optimizer.kind == OptimizerKind::kHessianFree) {
+    ASSIGN_OR_RETURN(hf_, HessianFree::Create(network_.get(), loss_, loss_at_,
+                                              c.optimizer.hessian_free));
+  }
 
   const int64_t per_epoch =
       (static_cast<int64_t>(train_indices_.size()) + c.batch_size - 1) / c.batch_size;
@@ -213,12 +228,30 @@ absl::Status TrainingJob::Build(Backend* backend) {
 }
 
 absl::StatusOr<LossOutput> TrainingJob::TrainStep(const int64_t* indices, int64_t n) {
+  if (hf_ != nullptr) {
+    // Hessian-free runs its own forward/backward passes and CG on copies of the batch.
+    hf_input_.resize(static_cast<size_t>(n * train_.example_size()));
+    GatherBatch(train_, norm_, indices, n, hf_input_.data(), labels_.data(), targets_.data());
+    LossTargets t;
+    if (reconstruct_) {
+      t.values = hf_input_.data();
+    } else if (train_.classification()) {
+      t.labels = labels_.data();
+    } else {
+      t.values = targets_.data();
+    }
+    ASSIGN_OR_RETURN(hf_last_, hf_->Step(hf_input_.data(), t, n, state_.step));
+    optimizer_->set_steps(optimizer_->steps() + 1);
+    return hf_last_.loss;
+  }
   ASSIGN_OR_RETURN(Plan * plan, network_->GetPlan(n, Mode::kTrain));
   GatherBatch(train_, norm_, indices, n, plan->input(), labels_.data(), targets_.data());
   plan->Forward(state_.step);
   const int64_t d = NumElements(network_->output_shape());
   LossTargets t;
-  if (train_.classification()) {
+  if (reconstruct_) {
+    t.values = plan->input();
+  } else if (train_.classification()) {
     t.labels = labels_.data();
   } else {
     t.values = targets_.data();
@@ -248,7 +281,9 @@ absl::StatusOr<EvalResult> TrainingJob::Evaluate(const Dataset& data,
                 targets.data());
     plan->Forward(0);
     LossTargets t;
-    if (data.classification()) {
+    if (reconstruct_) {
+      t.values = plan->input();
+    } else if (data.classification()) {
       t.labels = labels.data();
     } else {
       t.values = targets.data();
@@ -279,14 +314,16 @@ absl::StatusOr<TrainResult> TrainingJob::Run(TrainObserver* observer) {
   using Clock = std::chrono::steady_clock;
   Clock::duration busy{};
   int64_t examples = 0;
-  bool stop = false;
-  for (; s.epoch < c.epochs && !stop; ++s.epoch) {
+  // The observer is called only where `s` describes a consistent position (after a step, after
+  // an epoch's rollover), so a checkpoint taken there resumes exactly.
+  while (s.epoch < c.epochs) {
     const std::vector<int64_t> order = EpochOrder(train_indices_, c.seed, s.epoch, c.shuffle);
     const int64_t batches = (static_cast<int64_t>(order.size()) + c.batch_size - 1) / c.batch_size;
-    for (; s.batch_in_epoch < batches; ++s.batch_in_epoch) {
+    bool stopped = false;
+    while (s.batch_in_epoch < batches) {
       if (c.max_steps > 0 && s.step >= c.max_steps) {
         result.stop_reason = "max_steps";
-        stop = true;
+        stopped = true;
         break;
       }
       const int64_t start = s.batch_in_epoch * c.batch_size;
@@ -301,57 +338,58 @@ absl::StatusOr<TrainResult> TrainingJob::Run(TrainObserver* observer) {
             "; lower optimizer.learning_rate, set optimizer.clip_norm or normalize the data"));
       }
       ++s.step;
+      ++s.batch_in_epoch;
       examples += n;
       s.epoch_loss_sum += out.sum;
       s.epoch_correct += out.correct;
       s.epoch_seen += n;
-      if (observer != nullptr) {
-        StepReport r{s.epoch + 1, s.step, total_steps_, out.sum / n, n};
-        if (!observer->OnStep(r)) {
-          ++s.batch_in_epoch;
-          result.stop_reason = "cancelled";
-          stop = true;
-          break;
-        }
+      if (observer != nullptr && hf_ != nullptr) {
+        observer->OnOptimizerMetric(s.step, "cg_iterations", hf_last_.cg_iterations);
+        observer->OnOptimizerMetric(s.step, "damping", hf_last_.damping);
+      }
+      if (observer != nullptr &&
+          !observer->OnStep({s.epoch + 1, s.step, total_steps_, out.sum / n, n})) {
+        result.stop_reason = "cancelled";
+        stopped = true;
+        break;
       }
     }
-    if (stop && s.epoch_seen == 0) break;
-    if (result.stop_reason == "cancelled") break;
+    if (result.stop_reason == "cancelled" || (stopped && s.epoch_seen == 0)) break;
     EpochReport e;
     e.epoch = s.epoch + 1;
     e.step = s.step;
     e.loss = s.epoch_seen > 0 ? s.epoch_loss_sum / s.epoch_seen : 0;
     e.accuracy = s.epoch_seen > 0 ? static_cast<double>(s.epoch_correct) / s.epoch_seen : 0;
-    absl::StatusOr<EvalResult> val;
-    if (!val_indices_.empty()) {
-      val = Evaluate(train_, val_indices_);
-    } else if (test_) {
-      val = EvaluateTest();
-    }
-    if (val.ok()) {
+    if (!val_indices_.empty() || test_) {
+      ASSIGN_OR_RETURN(EvalResult val,
+                       val_indices_.empty() ? EvaluateTest() : Evaluate(train_, val_indices_));
       e.has_val = true;
-      e.val_loss = val->loss;
-      e.val_accuracy = val->accuracy;
-    } else if (!absl::IsUnknown(val.status())) {
-      return val.status();
+      e.val_loss = val.loss;
+      e.val_accuracy = val.accuracy;
     }
     result.epochs.push_back(e);
-    if (observer != nullptr) observer->OnEpoch(e);
+    // Roll over to the next epoch before telling the observer.
+    ++s.epoch;
     s.batch_in_epoch = 0;
     s.epoch_loss_sum = 0;
     s.epoch_correct = 0;
     s.epoch_seen = 0;
+    bool early_stop = false;
     if (c.patience > 0 && e.has_val) {
       if (!s.has_best || e.val_loss < s.best_val_loss - c.min_delta) {
         s.best_val_loss = e.val_loss;
         s.has_best = true;
         s.epochs_without_improvement = 0;
       } else if (++s.epochs_without_improvement >= c.patience) {
-        result.stop_reason = "early_stopping";
-        ++s.epoch;
-        break;
+        early_stop = true;
       }
     }
+    if (observer != nullptr) observer->OnEpoch(e);
+    if (early_stop) {
+      result.stop_reason = "early_stopping";
+      break;
+    }
+    if (stopped) break;
   }
   result.steps = s.step;
   result.train_seconds = std::chrono::duration<double>(busy).count();

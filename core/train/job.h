@@ -22,6 +22,7 @@
 #include "core/init/init.h"
 #include "core/layers/layers.h"
 #include "core/loss/loss.h"
+#include "core/optim/hessian_free.h"
 #include "core/optim/optimizer.h"
 #include "core/train/network.h"
 
@@ -59,6 +60,8 @@ struct JobConfig {
   float min_delta = 0.0f;
   int threads = 0;  // 0: all available cores
   int64_t log_every_steps = 0;
+  // Autoencoders: the targets are the normalized inputs (always so for Preset::kAutoencoder).
+  bool reconstruct = false;
 };
 
 // The layers of a preset for examples of `input` shape and `classes` outputs.
@@ -93,6 +96,10 @@ class TrainObserver {
   virtual bool OnStep(const StepReport&) { return true; }
   // After an epoch's evaluation, with the state already rolled over to the next epoch.
   virtual void OnEpoch(const EpochReport&) {}
+  // Per-update values an optimizer reports besides the loss, before OnStep of the same step:
+  // hessian_free reports "cg_iterations" and "damping".
+  virtual void OnOptimizerMetric(int64_t /*step*/, const std::string& /*name*/,
+                                 double /*value*/) {}
 };
 
 // Where a run is; saved in checkpoints so a resumed run continues with the same data order.
@@ -156,6 +163,11 @@ class TrainingJob {
   Normalization norm_;
   std::unique_ptr<Network> network_;
   std::unique_ptr<Optimizer> optimizer_;
+  // optimizer.kind hessian_free: drives its own update; optimizer_ then only counts steps.
+  std::unique_ptr<HessianFree> hf_;
+  HfStepResult hf_last_;
+  std::vector<float> hf_input_;  // the gradient batch's normalized inputs
+  bool reconstruct_ = false;
   LossConfig loss_;
   int loss_at_ = 0;  // index of the activation the loss reads its gradient into
   TrainerState state_;

@@ -330,8 +330,31 @@ absl::Status ValidateSpec(const JobSpec& spec) {
   RETURN_IF_ERROR(Real("data.validation_fraction", d.validation_fraction(), Range::kUnitOpen));
 
   const auto& o = spec.optimizer();
-  if (o.kind() == v1::OPTIMIZER_KIND_HESSIAN_FREE) {
-    return Bad("optimizer.kind", "hessian_free is not available in this build yet");
+  if (o.has_hessian_free()) {
+    const auto& h = o.hessian_free();
+    const std::string q = "optimizer.hessian_free";
+    if (o.kind() != v1::OPTIMIZER_KIND_HESSIAN_FREE) {
+      return Bad(q, "is set but optimizer.kind is not hessian_free");
+    }
+    if (h.has_damping()) RETURN_IF_ERROR(Real(q + ".damping", h.damping(), Range::kPositive));
+    if (h.has_cg_max_iterations()) {
+      RETURN_IF_ERROR(IntIn(q + ".cg_max_iterations", h.cg_max_iterations(), 1, 10000));
+    }
+    RETURN_IF_ERROR(IntIn(q + ".curvature_batch_size", h.curvature_batch_size(), 0, kMaxBatch));
+    RETURN_IF_ERROR(IntIn(q + ".gradient_batch_size", h.gradient_batch_size(), 0, kMaxBatch));
+    const int64_t gradient_batch = h.gradient_batch_size() > 0
+                                       ? h.gradient_batch_size()
+                                       : spec.training().batch_size();
+    if (h.curvature_batch_size() > gradient_batch) {
+      return Bad(q + ".curvature_batch_size",
+                 absl::StrCat(h.curvature_batch_size(), " exceeds the gradient batch of ",
+                              gradient_batch, "; the curvature batch is a subset of it"));
+    }
+    RETURN_IF_ERROR(Real(q + ".structural_damping", h.structural_damping(), Range::kNonNegative));
+    if (h.structural_damping() > 0) {
+      return Bad(q + ".structural_damping",
+                 "applies to recurrent layers, which hessian_free does not support yet");
+    }
   }
   if (o.has_learning_rate()) {
     RETURN_IF_ERROR(Real("optimizer.learning_rate", o.learning_rate(), Range::kPositive));
@@ -492,6 +515,14 @@ absl::StatusOr<JobConfig> ToJobConfig(const JobSpec& spec) {
   if (o.has_rho()) oc.rho = o.rho();
   oc.weight_decay = o.weight_decay();
   oc.clip_norm = o.clip_norm();
+  if (oc.kind == OptimizerKind::kHessianFree) {
+    // Martens 2010's defaults (HessianFreeConfig); the gradient batch is the training batch.
+    const auto& h = o.hessian_free();
+    if (h.has_damping()) oc.hessian_free.damping = h.damping();
+    if (h.has_cg_max_iterations()) oc.hessian_free.cg_max_iterations = h.cg_max_iterations();
+    oc.hessian_free.curvature_batch_size = h.curvature_batch_size();
+    oc.hessian_free.structural_damping = h.structural_damping();
+  }
 
   switch (t.loss()) {
     case v1::LOSS_MSE:
@@ -513,6 +544,10 @@ absl::StatusOr<JobConfig> ToJobConfig(const JobSpec& spec) {
   }
   c.epochs = t.epochs();
   c.batch_size = t.batch_size();
+  if (oc.kind == OptimizerKind::kHessianFree && o.hessian_free().gradient_batch_size() > 0) {
+    c.batch_size = o.hessian_free().gradient_batch_size();
+  }
+  c.reconstruct = m.preset() == v1::PRESET_AUTOENCODER;
   c.max_steps = t.max_steps();
   c.patience = t.early_stopping().patience();
   c.min_delta = t.early_stopping().min_delta();

@@ -35,6 +35,9 @@ class EventFileObserver : public TrainObserver {
 
   bool OnStep(const StepReport& s) override;
   void OnEpoch(const EpochReport& e) override;
+  void OnOptimizerMetric(int64_t step, const std::string& name, double value) override {
+    if (next_ != nullptr) next_->OnOptimizerMetric(step, name, value);
+  }
 
   // OK, or the first write error.
   const absl::Status& status() const { return status_; }

@@ -53,8 +53,9 @@ TEST(SpecCorpusTest, EveryInputIsAcceptedOrRefusedAsInvalidArgument) {
 TEST(SpecCorpusTest, TheExamplesAreValid) {
   for (const auto& entry : std::filesystem::directory_iterator(kCorpus)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind("example_", 0) == 0)
+    if (name.rfind("example_", 0) == 0) {
       EXPECT_TRUE(Check(name).ok()) << name << ": " << Check(name);
+    }
   }
 }
 
