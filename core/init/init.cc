@@ -38,7 +38,11 @@ void InitializeParams(const InitConfig& c, uint64_t seed, ParamStore* store) {
         FillConstant(1.0f, p, n);
         continue;
       case ParamRole::kShift:
+      case ParamRole::kRunningMean:
         FillConstant(0.0f, p, n);
+        continue;
+      case ParamRole::kRunningVar:
+        FillConstant(1.0f, p, n);
         continue;
       case ParamRole::kBias:
         if (c.kind == InitKind::kDefault) {

@@ -7,7 +7,8 @@
 //   he_uniform U(±√(6/fan_in)); he_normal std = √(2/fan_in); zeros.
 //   kDefault is PyTorch's default for nn.Linear/nn.Conv2d: U(±1/√fan_in) for weights and biases.
 // Biases get `bias` except under kDefault. PReLU slopes start at 0.25, batch-norm scale at 1
-// and shift at 0, whatever the scheme. Deterministic for a given seed.
+// and shift at 0 (running mean 0, running variance 1), whatever the scheme. Deterministic for a
+// given seed.
 #ifndef CAJAL_CORE_INIT_INIT_H_
 #define CAJAL_CORE_INIT_INIT_H_
 

@@ -70,7 +70,12 @@ struct LrnSpec {
   float k = 2.0f;
 };
 
-// (N, C, ...) -> same; per channel (images) or per feature (flat).
+// (N, C, H, W) or (N, F) -> same; per channel (images) or per feature (flat). Parameters: scale,
+// shift, and the non-trainable running_mean and running_var (ParamRole::kRunningMean/Var).
+// Training normalizes with the batch statistics and updates
+// running = momentum·running + (1 − momentum)·batch (PyTorch's momentum is 1 − this one; the
+// running variance uses the unbiased batch variance, as PyTorch's); evaluation uses the running
+// statistics. Saves for backward: its input and the batch mean and variance.
 struct BatchNormSpec {
   float momentum = 0.9f;
   float epsilon = 1e-5f;
@@ -87,7 +92,12 @@ struct FlattenSpec {};
 enum class RecurrentCell { kRnnTanh, kRnnRelu, kLstm, kGru };
 
 // (T, F) per example -> (T, units·D) with return_sequences, else (units·D), D = 2 when
-// bidirectional. An image (C, H, W) is read as H steps of C·W features.
+// bidirectional (directions concatenated). An image (C, H, W) is read as H steps of C·W
+// features. The last step is PyTorch's output[:, -1]. Zero initial state. Parameters are
+// PyTorch's nn.RNN/LSTM/GRU tensors by name and layout (weight_ih_l0, weight_hh_l0, bias_ih_l0,
+// bias_hh_l0, ..._reverse), plus weight_peephole_l<l> (3, H) for a peephole lstm; the gru is
+// the linear-before-reset form PyTorch and cuDNN use (docs/rnn.md).
+// Saves for backward: its input, every stacked layer's output and the primitives' workspaces.
 struct RecurrentSpec {
   RecurrentCell cell = RecurrentCell::kLstm;
   int units = 0;
@@ -108,7 +118,8 @@ std::string LayerKindName(const LayerSpec& layer);
 absl::StatusOr<Shape> OutputShape(const LayerSpec& layer, const Shape& input);
 
 // The input shape followed by the output shape of every layer. Errors are prefixed with
-// "model.layers.<i> (<kind>): ".
+// "model.layers.<i> (<kind>): ". A dense layer takes an image (C, H, W) only when it is the
+// network's input (or shape-preserving layers of it); after conv2d or pooling it needs a flatten.
 absl::StatusOr<std::vector<Shape>> InferShapes(const std::vector<LayerSpec>& layers,
                                                const Shape& input);
 

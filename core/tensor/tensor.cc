@@ -44,6 +44,15 @@ int ParamStore::Declare(ParamDecl decl) {
 }
 
 void ParamStore::Allocate() {
+  int64_t offset = 0;
+  for (bool trainable : {true, false}) {
+    for (size_t i = 0; i < decls_.size(); ++i) {
+      if (IsTrainable(decls_[i].role) != trainable) continue;
+      offsets_[i] = offset;
+      offset += (NumElements(decls_[i].shape) + 15) / 16 * 16;
+    }
+    if (trainable) trainable_total_ = offset;
+  }
   values_ = AlignedBuffer(static_cast<size_t>(total_));
   grads_ = AlignedBuffer(static_cast<size_t>(total_));
 }

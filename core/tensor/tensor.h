@@ -46,8 +46,16 @@ class AlignedBuffer {
   size_t size_ = 0;
 };
 
-// What a parameter is for; initializers treat weights and biases differently.
-enum class ParamRole { kWeight, kBias, kPreluSlope, kScale, kShift };
+// What a parameter is for; initializers treat weights and biases differently. kRunningMean and
+// kRunningVar are batch norm's running statistics: buffers the kernel updates in training and
+// reads in evaluation. They live in the store so model files carry them, but they are not
+// trainable: Allocate places them after every trainable parameter and optimizers stop at
+// trainable_total().
+enum class ParamRole { kWeight, kBias, kPreluSlope, kScale, kShift, kRunningMean, kRunningVar };
+
+inline bool IsTrainable(ParamRole role) {
+  return role != ParamRole::kRunningMean && role != ParamRole::kRunningVar;
+}
 
 // The declaration of one parameter tensor.
 struct ParamDecl {
@@ -64,6 +72,8 @@ class ParamStore {
  public:
   // Returns the index of the new parameter. Only before Allocate.
   int Declare(ParamDecl decl);
+  // Fixes the offsets (trainable parameters first, in declaration order, then the buffers) and
+  // allocates both buffers.
   void Allocate();
 
   int size() const { return static_cast<int>(decls_.size()); }
@@ -81,11 +91,14 @@ class ParamStore {
   float* grads() { return grads_.data(); }
   const float* values() const { return values_.data(); }
   int64_t total() const { return total_; }
+  // The trainable parameters occupy [0, trainable_total()); buffers (running statistics) follow.
+  int64_t trainable_total() const { return trainable_total_; }
 
  private:
   std::vector<ParamDecl> decls_;
   std::vector<int64_t> offsets_;
   int64_t total_ = 0;
+  int64_t trainable_total_ = 0;
   AlignedBuffer values_;
   AlignedBuffer grads_;
 };

@@ -18,6 +18,14 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeThreshold(const ThresholdSpec& spec,
 absl::StatusOr<std::unique_ptr<Kernel>> MakeFlatten(const KernelArgs& args);
 absl::StatusOr<std::unique_ptr<Kernel>> MakeDropout(const DropoutSpec& spec,
                                                     const KernelArgs& args);
+absl::StatusOr<std::unique_ptr<Kernel>> MakeConv2d(const Conv2dSpec& spec, const KernelArgs& args);
+absl::StatusOr<std::unique_ptr<Kernel>> MakePool2d(const Pool2dSpec& spec, const KernelArgs& args);
+absl::StatusOr<std::unique_ptr<Kernel>> MakeLrn(const LrnSpec& spec, const KernelArgs& args);
+absl::StatusOr<std::unique_ptr<Kernel>> MakeBatchNorm(const BatchNormSpec& spec,
+                                                      const KernelArgs& args);
+// rnn, lstm (with optional peepholes) and gru layers; see rnn.cc for the parameter mapping.
+absl::StatusOr<std::unique_ptr<Kernel>> MakeRecurrent(const RecurrentSpec& spec,
+                                                      const KernelArgs& args);
 
 }  // namespace cajal::onednn
 
