@@ -85,7 +85,8 @@ int Latency(const std::string& server, int clients, double seconds) {
         cajal::v1::Job job;
         const Clock::time_point t0 = Clock::now();
         const grpc::Status s = own->GetJob(&ctx, req, &job);
-        latencies[c].push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+        latencies[c].push_back(
+            std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
         if (!s.ok()) ++errors;
       }
     });
@@ -95,10 +96,10 @@ int Latency(const std::string& server, int clients, double seconds) {
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
   auto pct = [&](double p) { return all[static_cast<size_t>(p * (all.size() - 1))]; };
-  std::printf("bench=get_job clients=%d calls=%zu errors=%d qps=%.0f p50_us=%.0f p99_us=%.0f "
-              "max_us=%.0f\n",
-              clients, all.size(), errors.load(), all.size() / seconds, pct(0.5), pct(0.99),
-              all.back());
+  std::printf(
+      "bench=get_job clients=%d calls=%zu errors=%d qps=%.0f p50_us=%.0f p99_us=%.0f "
+      "max_us=%.0f\n",
+      clients, all.size(), errors.load(), all.size() / seconds, pct(0.5), pct(0.99), all.back());
   return errors.load() == 0 ? 0 : 1;
 }
 
@@ -142,9 +143,9 @@ int Watchers(const std::string& server, int streams, int pid) {
     bool ok;
     if (cq.AsyncNext(&tag, &ok, deadline) != grpc::CompletionQueue::GOT_EVENT) break;
     Stream* s = static_cast<Stream*>(tag);
-    const size_t idx = std::find_if(all.begin(), all.end(),
-                                    [&](const auto& p) { return p.get() == s; }) -
-                       all.begin();
+    const size_t idx =
+        std::find_if(all.begin(), all.end(), [&](const auto& p) { return p.get() == s; }) -
+        all.begin();
     if (!ok) continue;
     if (!started[idx]) {
       started[idx] = true;
@@ -155,10 +156,11 @@ int Watchers(const std::string& server, int streams, int pid) {
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   const double during = RssMb(pid);
-  std::printf("bench=watchers streams=%d streams_live=%d seconds_to_live=%.2f "
-              "server_rss_before_mb=%.1f server_rss_with_streams_mb=%.1f per_stream_kb=%.1f\n",
-              streams, with_events, seconds, before, during,
-              (during - before) * 1024.0 / std::max(1, streams));
+  std::printf(
+      "bench=watchers streams=%d streams_live=%d seconds_to_live=%.2f "
+      "server_rss_before_mb=%.1f server_rss_with_streams_mb=%.1f per_stream_kb=%.1f\n",
+      streams, with_events, seconds, before, during,
+      (during - before) * 1024.0 / std::max(1, streams));
   for (auto& s : all) s->ctx.TryCancel();
   grpc::ClientContext ctx;
   cajal::v1::CancelJobRequest cancel;

@@ -32,9 +32,9 @@ struct KernelArgs {
   Shape input;   // one example, without the batch dimension
   Shape output;  // one example
   Mode mode = Mode::kTrain;
-  uint64_t seed = 0;      // for stochastic layers (dropout); combined with the step number
-  const float* src = nullptr;       // (batch, input...)
-  float* dst = nullptr;             // (batch, output...)
+  uint64_t seed = 0;           // for stochastic layers (dropout); combined with the step number
+  const float* src = nullptr;  // (batch, input...)
+  float* dst = nullptr;        // (batch, output...)
   const float* diff_dst = nullptr;  // (batch, output...); training only
   float* diff_src = nullptr;        // (batch, input...); null: the input needs no gradient
   // The layer's parameters in the order DeclareParams gives them, with their gradients.

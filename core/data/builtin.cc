@@ -66,9 +66,9 @@ absl::StatusOr<Dataset> LoadBuiltin(const std::string& name, const BuiltinOption
     absl::StatusOr<Dataset> ds =
         LoadIdx(prefix + "-images-idx3-ubyte.gz", prefix + "-labels-idx1-ubyte.gz");
     if (!ds.ok() && absl::IsNotFound(ds.status())) {
-      return absl::NotFoundError(absl::StrCat(
-          "builtin fashion-mnist: ", ds.status().message(),
-          " (install Debian's dataset-fashion-mnist or set CAJAL_DATA_DIR)"));
+      return absl::NotFoundError(
+          absl::StrCat("builtin fashion-mnist: ", ds.status().message(),
+                       " (install Debian's dataset-fashion-mnist or set CAJAL_DATA_DIR)"));
     }
     if (ds.ok()) ds->name = "builtin fashion-mnist";
     return ds;

@@ -58,8 +58,8 @@ absl::StatusOr<Dataset> LoadCsv(const std::string& path, const CsvOptions& optio
                                                        path));
       }
     } else if (n != columns) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": has ", n,
-                                                     " columns, expected ", columns));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_no, ": has ", n, " columns, expected ", columns));
     }
     for (int64_t j = 0; j < n; ++j) {
       float v;

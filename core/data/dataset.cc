@@ -101,9 +101,9 @@ absl::Status Reshape(const Shape& shape, Dataset* data) {
         absl::StrCat("shape must have 1 to 3 positive dimensions, got ", ShapeToString(shape)));
   }
   if (NumElements(shape) != data->example_size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "shape ", ShapeToString(shape), " has ", NumElements(shape), " elements but ", data->name,
-        " has ", data->example_size(), " features per example"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shape ", ShapeToString(shape), " has ", NumElements(shape), " elements but ",
+                     data->name, " has ", data->example_size(), " features per example"));
   }
   data->shape = shape;
   return absl::OkStatus();

@@ -47,13 +47,13 @@ absl::Status ReadIdx(const std::string& path, int want_dims, std::vector<int64_t
   unsigned char magic[4];
   if (gzread(f.get(), magic, 4) != 4) {
     if (absl::Status s = StreamError(f.get(), path); !s.ok()) return s;
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not an IDX file (shorter than its header)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not an IDX file (shorter than its header)"));
   }
   if (magic[0] != 0 || magic[1] != 0 || magic[2] != 0x08 || magic[3] != want_dims) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": not an IDX file of ", want_dims == 3 ? "u8 images" : "u8 labels",
-        " (magic 0x", absl::Hex(BigEndian(magic), absl::kZeroPad8), ", expected 0x0000080",
-        want_dims, ")"));
+        path, ": not an IDX file of ", want_dims == 3 ? "u8 images" : "u8 labels", " (magic 0x",
+        absl::Hex(BigEndian(magic), absl::kZeroPad8), ", expected 0x0000080", want_dims, ")"));
   }
   int64_t total = 1;
   dims->clear();

@@ -147,9 +147,10 @@ absl::Status RestoreJob(const ModelFile& file, bool with_state, TrainingJob* job
     for (int i = 0; i < store.size(); ++i) {
       const NamedTensor& t = ts[i];
       if (t.name != prefix + store.decl(i).name || t.shape != store.decl(i).shape) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "model file tensor ", t.name, " ", ShapeToString(t.shape), " does not match the network's ",
-            prefix, store.decl(i).name, " ", ShapeToString(store.decl(i).shape)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("model file tensor ", t.name, " ", ShapeToString(t.shape),
+                         " does not match the network's ", prefix, store.decl(i).name, " ",
+                         ShapeToString(store.decl(i).shape)));
       }
       std::copy(t.data.begin(), t.data.end(), (values ? store.value(i) : base + store.offset(i)));
     }
@@ -165,8 +166,8 @@ absl::Status RestoreJob(const ModelFile& file, bool with_state, TrainingJob* job
   for (size_t k = 0; k < opt.state_names().size(); ++k) {
     std::vector<NamedTensor> slice(file.optimizer_state.begin() + k * per,
                                    file.optimizer_state.begin() + (k + 1) * per);
-    RETURN_IF_ERROR(place(slice, opt.state_names()[k] + "/", opt.state(static_cast<int>(k)).data(),
-                          false));
+    RETURN_IF_ERROR(
+        place(slice, opt.state_names()[k] + "/", opt.state(static_cast<int>(k)).data(), false));
   }
   opt.set_steps(file.optimizer_steps);
   job->state() = file.trainer;

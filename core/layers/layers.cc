@@ -18,7 +18,8 @@ template <class... Ts>
 Overloaded(Ts...) -> Overloaded<Ts...>;
 
 absl::Status ShapeError(const std::string& what, const Shape& input) {
-  return absl::InvalidArgumentError(absl::StrCat(what, " (input shape ", ShapeToString(input), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " (input shape ", ShapeToString(input), ")"));
 }
 
 // Output size of a sliding window along one dimension, or -1 when the window does not fit.
@@ -31,7 +32,8 @@ int64_t WindowOutput(int64_t in, int kernel, int stride, int padding, int dilati
 absl::StatusOr<Shape> ImageOutput(const Shape& input, int channels, int kernel, int stride,
                                   int padding, int dilation) {
   if (input.size() != 3) {
-    return ShapeError("needs an image input (C, H, W); add a data shape or remove the layer", input);
+    return ShapeError("needs an image input (C, H, W); add a data shape or remove the layer",
+                      input);
   }
   const int64_t h = WindowOutput(input[1], kernel, stride, padding, dilation);
   const int64_t w = WindowOutput(input[2], kernel, stride, padding, dilation);
@@ -236,7 +238,8 @@ void DeclareParams(const LayerSpec& layer, int index, const Shape& input, const 
                               c.filters / c.groups * k2,
                               ParamRole::kWeight});
             if (c.use_bias) {
-              decls->push_back({prefix + "bias", {c.filters}, cin * k2, c.filters, ParamRole::kBias});
+              decls->push_back(
+                  {prefix + "bias", {c.filters}, cin * k2, c.filters, ParamRole::kBias});
             }
           },
           [&](const BatchNormSpec&) {

@@ -43,7 +43,8 @@ struct ThresholdSpec {
   float threshold = 0.0f;
 };
 
-// (N, C, H, W) -> (N, filters, H', W') with H' = (H + 2·padding − dilation·(kernel−1) − 1)/stride + 1.
+// (N, C, H, W) -> (N, filters, H', W') with H' = (H + 2·padding − dilation·(kernel−1) − 1)/stride
+// + 1.
 struct Conv2dSpec {
   int filters = 0;
   int kernel = 0;
@@ -62,7 +63,8 @@ struct Pool2dSpec {
   int padding = 0;
 };
 
-// (N, C, H, W) -> same; across channels, the AlexNet paper's convention (alpha not divided by size).
+// (N, C, H, W) -> same; across channels, the AlexNet paper's convention (alpha not divided by
+// size).
 struct LrnSpec {
   int size = 5;
   float alpha = 1e-4f;

@@ -13,8 +13,7 @@ inline float Target(const LossTargets& t, int64_t i, int64_t j, int64_t d) {
   return t.labels[i] == j ? 1.0f : 0.0f;
 }
 
-bool IsCorrect(const LossConfig& c, const float* row, int64_t d, const LossTargets& t,
-               int64_t i) {
+bool IsCorrect(const LossConfig& c, const float* row, int64_t d, const LossTargets& t, int64_t i) {
   if (t.labels == nullptr) return false;
   switch (c.accuracy) {
     case AccuracyRule::kArgmax:

@@ -30,8 +30,8 @@ struct LossTargets {
 };
 
 struct LossOutput {
-  double sum = 0;        // Σ over the batch of each example's loss
-  int64_t correct = 0;   // examples predicted right (0 for regression)
+  double sum = 0;       // Σ over the batch of each example's loss
+  int64_t correct = 0;  // examples predicted right (0 for regression)
 };
 
 struct LossConfig {

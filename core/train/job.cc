@@ -104,9 +104,9 @@ absl::Status TrainingJob::Build(Backend* backend) {
     std::shuffle(all.begin(), all.end(), rng);
     const int64_t val = static_cast<int64_t>(std::floor(c.validation_fraction * train_.count));
     if (val < 1 || val >= train_.count) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "data.validation_fraction: ", c.validation_fraction, " of ", train_.count,
-          " examples leaves an empty training or validation set"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("data.validation_fraction: ", c.validation_fraction, " of ", train_.count,
+                       " examples leaves an empty training or validation set"));
     }
     val_indices_.assign(all.end() - val, all.end());
     all.resize(all.size() - val);
@@ -138,15 +138,16 @@ absl::Status TrainingJob::Build(Backend* backend) {
   // The network's output against the targets and the loss.
   const int64_t out = NumElements(network_->output_shape());
   const int last = static_cast<int>(layers.size()) - 1;
-  const std::string where = absl::StrCat("model.layers.", last, " (", LayerKindName(layers.back()),
-                                         ")");
+  const std::string where =
+      absl::StrCat("model.layers.", last, " (", LayerKindName(layers.back()), ")");
   const bool threshold_last = std::holds_alternative<ThresholdSpec>(layers.back());
   for (size_t i = 0; i < layers.size(); ++i) {
     if (std::holds_alternative<ThresholdSpec>(layers[i]) &&
         c.optimizer.kind != OptimizerKind::kPerceptronRule) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model.layers.", i, " (threshold): a threshold unit has no gradient; train it with "
-          "optimizer.kind: perceptron_rule"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.layers.", i,
+                       " (threshold): a threshold unit has no gradient; train it with "
+                       "optimizer.kind: perceptron_rule"));
     }
   }
   if (c.optimizer.kind == OptimizerKind::kPerceptronRule && !threshold_last) {
@@ -171,12 +172,12 @@ absl::Status TrainingJob::Build(Backend* backend) {
                                                      train_.example_size(), " values"));
     }
   } else if (train_.classification()) {
-    const bool ok = c.loss == LossKind::kCrossEntropy ? out == classes && out >= 2
-                                                      : out == classes || (out == 1 && classes == 2);
+    const bool ok = c.loss == LossKind::kCrossEntropy
+                        ? out == classes && out >= 2
+                        : out == classes || (out == 1 && classes == 2);
     if (!ok) {
       return absl::InvalidArgumentError(absl::StrCat(
-          where, ": the network has ", out, " outputs but the data has ", classes,
-          " classes; ",
+          where, ": the network has ", out, " outputs but the data has ", classes, " classes; ",
           c.loss == LossKind::kCrossEntropy ? "cross_entropy needs one output per class"
                                             : "use one output per class (or 1 for 2 classes)"));
     }
@@ -210,8 +211,8 @@ absl::Status TrainingJob::Build(Backend* backend) {
   InitializeParams(c.init, c.seed, &network_->params());
   ASSIGN_OR_RETURN(optimizer_, Optimizer::Create(c.optimizer, &network_->params()));
   if (c.optimizer.kind == OptimizerKind::kHessianFree) {
-    ASSIGN_OR_RETURN(hf_, HessianFree::Create(network_.get(), loss_, loss_at_,
-                                              c.optimizer.hessian_free));
+    ASSIGN_OR_RETURN(
+        hf_, HessianFree::Create(network_.get(), loss_, loss_at_, c.optimizer.hessian_free));
   }
 
   const int64_t per_epoch =
@@ -256,8 +257,7 @@ absl::StatusOr<LossOutput> TrainingJob::TrainStep(const int64_t* indices, int64_
   } else {
     t.values = targets_.data();
   }
-  const LossOutput out =
-      ComputeLoss(loss_, plan->output(), n, d, t, plan->diff(loss_at_));
+  const LossOutput out = ComputeLoss(loss_, plan->output(), n, d, t, plan->diff(loss_at_));
   if (!std::isfinite(out.sum)) return out;
   plan->Backward(loss_at_);
   optimizer_->Step();
@@ -333,8 +333,8 @@ absl::StatusOr<TrainResult> TrainingJob::Run(TrainObserver* observer) {
       busy += Clock::now() - t0;
       if (!std::isfinite(out.sum)) {
         return absl::AbortedError(absl::StrCat(
-            "training diverged at epoch ", s.epoch + 1, ", step ", s.step + 1,
-            ": the loss became ", std::isnan(out.sum) ? "NaN" : "infinite",
+            "training diverged at epoch ", s.epoch + 1, ", step ", s.step + 1, ": the loss became ",
+            std::isnan(out.sum) ? "NaN" : "infinite",
             "; lower optimizer.learning_rate, set optimizer.clip_norm or normalize the data"));
       }
       ++s.step;

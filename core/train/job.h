@@ -65,11 +65,10 @@ struct JobConfig {
 };
 
 // The layers of a preset for examples of `input` shape and `classes` outputs.
-absl::StatusOr<std::vector<LayerSpec>> PresetLayers(Preset preset, const Shape& input,
-                                                    int classes);
+absl::StatusOr<std::vector<LayerSpec>> PresetLayers(Preset preset, const Shape& input, int classes);
 
 struct StepReport {
-  int epoch = 0;  // 1-based
+  int epoch = 0;     // 1-based
   int64_t step = 0;  // global, 1-based
   int64_t total_steps = 0;
   double loss = 0;  // this step's mean loss
@@ -98,8 +97,7 @@ class TrainObserver {
   virtual void OnEpoch(const EpochReport&) {}
   // Per-update values an optimizer reports besides the loss, before OnStep of the same step:
   // hessian_free reports "cg_iterations" and "damping".
-  virtual void OnOptimizerMetric(int64_t /*step*/, const std::string& /*name*/,
-                                 double /*value*/) {}
+  virtual void OnOptimizerMetric(int64_t /*step*/, const std::string& /*name*/, double /*value*/) {}
 };
 
 // Where a run is; saved in checkpoints so a resumed run continues with the same data order.

@@ -14,9 +14,8 @@ void Plan::Backward(int from) {
   for (int i = from - 1; i >= 0; --i) kernels_[i]->Backward();
 }
 
-absl::StatusOr<std::unique_ptr<Network>> Network::Create(std::vector<LayerSpec> layers,
-                                                          Shape input, Backend* backend,
-                                                          uint64_t seed) {
+absl::StatusOr<std::unique_ptr<Network>> Network::Create(std::vector<LayerSpec> layers, Shape input,
+                                                         Backend* backend, uint64_t seed) {
   if (layers.empty()) return absl::InvalidArgumentError("model.layers: must not be empty");
   std::unique_ptr<Network> net(new Network());
   ASSIGN_OR_RETURN(net->shapes_, InferShapes(layers, input));

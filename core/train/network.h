@@ -53,9 +53,8 @@ class Network {
  public:
   // Infers every shape and declares every parameter; compiles nothing yet. Errors name the
   // layer ("model.layers.3 (conv2d): ...").
-  static absl::StatusOr<std::unique_ptr<Network>> Create(std::vector<LayerSpec> layers,
-                                                         Shape input, Backend* backend,
-                                                         uint64_t seed = 0);
+  static absl::StatusOr<std::unique_ptr<Network>> Create(std::vector<LayerSpec> layers, Shape input,
+                                                         Backend* backend, uint64_t seed = 0);
 
   const std::vector<LayerSpec>& layers() const { return layers_; }
   const Shape& input_shape() const { return shapes_.front(); }

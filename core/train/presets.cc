@@ -101,8 +101,7 @@ absl::StatusOr<std::vector<LayerSpec>> PresetLayers(Preset preset, const Shape& 
       // One threshold unit for two classes, else one per class (one-vs-rest).
       return std::vector<LayerSpec>{DenseSpec{classes == 2 ? 1 : classes}, ThresholdSpec{}};
     case Preset::kMlp:
-      return std::vector<LayerSpec>{DenseSpec{256}, relu, DenseSpec{128}, relu,
-                                    DenseSpec{classes}};
+      return std::vector<LayerSpec>{DenseSpec{256}, relu, DenseSpec{128}, relu, DenseSpec{classes}};
     case Preset::kLenet:
       return Lenet(input, classes);
     case Preset::kAlexnet:
@@ -130,9 +129,10 @@ absl::StatusOr<std::vector<LayerSpec>> PresetLayers(Preset preset, const Shape& 
       const int h2 = std::max(2, h1 / 4);
       const int code = std::max(2, h2 / 4);
       const ActivationSpec sigmoid{Activation::kSigmoid};
-      return std::vector<LayerSpec>{DenseSpec{h1},   sigmoid, DenseSpec{h2},   sigmoid,
-                                    DenseSpec{code}, DenseSpec{h2},   sigmoid, DenseSpec{h1},
-                                    sigmoid,         DenseSpec{static_cast<int>(f)}, sigmoid};
+      return std::vector<LayerSpec>{
+          DenseSpec{h1}, sigmoid, DenseSpec{h2}, sigmoid, DenseSpec{code},
+          DenseSpec{h2}, sigmoid, DenseSpec{h1}, sigmoid, DenseSpec{static_cast<int>(f)},
+          sigmoid};
     }
     default:
       return absl::UnimplementedError(

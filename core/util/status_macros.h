@@ -19,10 +19,10 @@
 #define CAJAL_STATUS_CONCAT_(a, b) CAJAL_STATUS_CONCAT_INNER_(a, b)
 
 // Returns the status of `expr` from the current function when it is not OK.
-#define RETURN_IF_ERROR(expr)                                 \
-  do {                                                        \
-    ::absl::Status cajal_status_ = (expr);                    \
-    if (!cajal_status_.ok()) return cajal_status_;            \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status cajal_status_ = (expr);         \
+    if (!cajal_status_.ok()) return cajal_status_; \
   } while (false)
 
 // `lhs` is a declaration or an assignable expression; `rexpr` yields an absl::StatusOr<T>.

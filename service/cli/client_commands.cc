@@ -3,8 +3,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -59,8 +59,8 @@ void SetDeadline(grpc::ClientContext* ctx, const ClientOptions& c, bool deadline
 
 int RpcError(const grpc::Status& s) {
   std::fprintf(stderr, "cajal: %s: %s\n",
-               absl::AsciiStrToLower(
-                   std::string(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code()))))
+               absl::AsciiStrToLower(std::string(absl::StatusCodeToString(
+                                         static_cast<absl::StatusCode>(s.error_code()))))
                    .c_str(),
                s.error_message().c_str());
   return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? kExitBadArgs : kExitFailed;
@@ -85,9 +85,9 @@ std::string StateName(v1::JobState s) {
 }
 
 std::string Summary(const v1::Job& j) {
-  std::string line = absl::StrFormat("%s  %-10s  epoch %d  step %d/%d", j.id(), StateName(j.state()),
-                                     j.progress().epoch(), j.progress().step(),
-                                     j.progress().total_steps());
+  std::string line =
+      absl::StrFormat("%s  %-10s  epoch %d  step %d/%d", j.id(), StateName(j.state()),
+                      j.progress().epoch(), j.progress().step(), j.progress().total_steps());
   const std::map<std::string, double> metrics(j.latest_metrics().begin(), j.latest_metrics().end());
   for (const auto& [k, v] : metrics) absl::StrAppendFormat(&line, "  %s=%.4f", k, v);
   if (!j.error().empty()) absl::StrAppend(&line, "  error: ", j.error());
@@ -103,8 +103,8 @@ class LinePrinter {
   void Add(const v1::MetricPoint& p) {
     const bool epoch_metric = p.name() == "loss" || p.name() == "accuracy" ||
                               p.name() == "val_loss" || p.name() == "val_accuracy";
-    if (!names_.empty() && (epoch_metric != epoch_line_ || p.epoch() != epoch_ ||
-                            p.step() != step_)) {
+    if (!names_.empty() &&
+        (epoch_metric != epoch_line_ || p.epoch() != epoch_ || p.step() != step_)) {
       Flush();
     }
     epoch_line_ = epoch_metric;
@@ -177,7 +177,8 @@ int Follow(const ClientOptions& c, v1::TrainingService::Stub* stub, const std::s
 absl::Status ResolveToken(const std::string& token_file, ClientOptions* options) {
   if (!token_file.empty()) {
     std::ifstream in(token_file);
-    if (!in) return absl::InvalidArgumentError(absl::StrCat("--token_file ", token_file, ": cannot open"));
+    if (!in)
+      return absl::InvalidArgumentError(absl::StrCat("--token_file ", token_file, ": cannot open"));
     std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     options->token = std::string(absl::StripAsciiWhitespace(token));
     if (options->token.empty()) {

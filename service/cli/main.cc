@@ -12,9 +12,10 @@ int main(int argc, char** argv) {
   cajal::TrainOptions train;
   CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a job spec and exit");
   train_cmd->add_option("--spec", train.spec_path, "Job spec (YAML or JSON)")->required();
-  train_cmd->add_option("--set", train.overrides,
-                        "Override a spec field: path=value, e.g. model.layers.0.dense.units=512 "
-                        "(repeatable)")
+  train_cmd
+      ->add_option("--set", train.overrides,
+                   "Override a spec field: path=value, e.g. model.layers.0.dense.units=512 "
+                   "(repeatable)")
       ->take_all();
   train_cmd->add_option("--out", train.out_dir, "Directory for model.cajal and metrics.json")
       ->capture_default_str();
@@ -50,10 +51,13 @@ int main(int argc, char** argv) {
   // The gRPC client commands.
   cajal::ClientOptions client;
   app.add_option("--server", client.server, "cajald address (host:port)")->capture_default_str();
-  app.add_option("--output", [&client](const CLI::results_t& r) {
-       client.json = r[0] == "json";
-       return r[0] == "json" || r[0] == "text";
-     }, "Output format: text (for people) or json (protobuf JSON, for scripts)")
+  app.add_option(
+         "--output",
+         [&client](const CLI::results_t& r) {
+           client.json = r[0] == "json";
+           return r[0] == "json" || r[0] == "text";
+         },
+         "Output format: text (for people) or json (protobuf JSON, for scripts)")
       ->type_name("text|json");
   app.add_option("--timeout", client.timeout_s, "Seconds to wait for each call")
       ->capture_default_str();
@@ -87,8 +91,9 @@ int main(int argc, char** argv) {
   download_cmd->add_option("id", job_id, "Job id")->required();
   download_cmd->add_option("-o,--output_file", out_path, "Where to write model.cajal")->required();
   std::string artifact = "model";
-  download_cmd->add_option("--artifact", artifact,
-                           "model (model.cajal) or tfevents (the job's TensorBoard event files)")
+  download_cmd
+      ->add_option("--artifact", artifact,
+                   "model (model.cajal) or tfevents (the job's TensorBoard event files)")
       ->capture_default_str();
   CLI::App* delete_cmd = app.add_subcommand("delete", "Delete a finished job and its files");
   delete_cmd->add_option("id", job_id, "Job id")->required();

@@ -153,8 +153,7 @@ int RunTrain(const TrainOptions& o) {
     }
   }
   const std::string model_path = o.out_dir + "/model.cajal";
-  if (absl::Status s = WriteModelFile(model_path, SnapshotJob(**job, SpecToJson(*spec)));
-      !s.ok()) {
+  if (absl::Status s = WriteModelFile(model_path, SnapshotJob(**job, SpecToJson(*spec))); !s.ok()) {
     return Fail(kExitFailed, s);
   }
   report.set_peak_rss_mb(PeakRssMb());
@@ -201,7 +200,8 @@ int RunEvaluate(const EvaluateOptions& o) {
   }
   if (!r.ok()) return Fail(kExitFailed, r.status());
   std::string line = absl::StrFormat("loss=%.4f", r->loss);
-  if ((*job)->train_data().classification()) absl::StrAppendFormat(&line, " accuracy=%.4f", r->accuracy);
+  if ((*job)->train_data().classification())
+    absl::StrAppendFormat(&line, " accuracy=%.4f", r->accuracy);
   absl::StrAppendFormat(&line, " examples=%d", r->examples);
   Emit(line);
   return kExitOk;

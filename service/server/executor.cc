@@ -23,9 +23,8 @@ void Executor::Loop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
-            return e->done_ || !e->tasks_.empty();
-          },
+          +[](Executor* e)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->done_ || !e->tasks_.empty(); },
           this));
       if (tasks_.empty()) return;  // done, and drained
       task = std::move(tasks_.front());

@@ -3,13 +3,13 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <set>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "core/io/model_file.h"
 #include "core/util/cores.h"
 #include "core/util/status_macros.h"
@@ -47,8 +47,7 @@ std::string StateName(JobState s) {
 }  // namespace
 
 bool IsTerminal(JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
-         s == v1::JOB_STATE_CANCELLED;
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
 }
 
 bool IsAllowedTransition(JobState from, JobState to) {
@@ -133,9 +132,14 @@ class JobManager::Observer : public TrainObserver {
  public:
   Observer(JobManager* manager, std::string id, std::shared_ptr<std::atomic<bool>> stop,
            TrainingJob* job, std::string spec_json, int64_t checkpoint_every)
-      : manager_(manager), id_(std::move(id)), stop_(std::move(stop)), job_(job),
-        spec_json_(std::move(spec_json)), checkpoint_every_(checkpoint_every),
-        classification_(job->train_data().classification()), meter_(&ServerMetrics()) {}
+      : manager_(manager),
+        id_(std::move(id)),
+        stop_(std::move(stop)),
+        job_(job),
+        spec_json_(std::move(spec_json)),
+        checkpoint_every_(checkpoint_every),
+        classification_(job->train_data().classification()),
+        meter_(&ServerMetrics()) {}
 
   // Call right before training starts: the first step is timed from here.
   void StartClock() { last_step_end_ = absl::Now(); }
@@ -212,9 +216,8 @@ class JobManager::Observer : public TrainObserver {
 JobManager::JobManager(const ManagerOptions& options, Store* store)
     : options_(options), store_(store) {
   const int concurrent = std::max(1, options.max_concurrent_jobs);
-  threads_per_job_ = options.threads_per_job > 0
-                         ? options.threads_per_job
-                         : std::max(1, AvailableCores() / concurrent);
+  threads_per_job_ = options.threads_per_job > 0 ? options.threads_per_job
+                                                 : std::max(1, AvailableCores() / concurrent);
 }
 
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOptions& options,
@@ -223,27 +226,27 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
   ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store->LoadJobs());
   std::vector<std::string> interrupted_cancels;
   {
-  absl::MutexLock lock(&m->mu_);
-  for (v1::Job& job : jobs) {
-    Entry e;
-    e.seq = m->next_seq_++;
-    e.job = std::move(job);
-    const std::string id = e.job.id();
-    if (!IsTerminal(e.job.state())) {
-      ASSIGN_OR_RETURN(std::vector<v1::JobEvent> events, store->LoadEvents(id, 0));
-      e.log = std::make_shared<EventLog>();
-      for (auto& ev : events) e.log->Append(std::move(ev));
-      if (e.job.state() == v1::JOB_STATE_CANCELLING) {
-        interrupted_cancels.push_back(id);
-      } else {
-        m->queue_.push_back(id);  // queued, or running when the server stopped
+    absl::MutexLock lock(&m->mu_);
+    for (v1::Job& job : jobs) {
+      Entry e;
+      e.seq = m->next_seq_++;
+      e.job = std::move(job);
+      const std::string id = e.job.id();
+      if (!IsTerminal(e.job.state())) {
+        ASSIGN_OR_RETURN(std::vector<v1::JobEvent> events, store->LoadEvents(id, 0));
+        e.log = std::make_shared<EventLog>();
+        for (auto& ev : events) e.log->Append(std::move(ev));
+        if (e.job.state() == v1::JOB_STATE_CANCELLING) {
+          interrupted_cancels.push_back(id);
+        } else {
+          m->queue_.push_back(id);  // queued, or running when the server stopped
+        }
       }
+      if (!e.job.request_id().empty()) m->by_request_id_[e.job.request_id()] = id;
+      m->by_seq_[e.seq] = id;
+      m->jobs_[id] = std::move(e);
     }
-    if (!e.job.request_id().empty()) m->by_request_id_[e.job.request_id()] = id;
-    m->by_seq_[e.seq] = id;
-    m->jobs_[id] = std::move(e);
-  }
-  m->PublishJobGauges();
+    m->PublishJobGauges();
   }
   // A cancellation the previous server did not finish.
   for (const std::string& id : interrupted_cancels) {
@@ -335,10 +338,10 @@ absl::Status JobManager::Transition(const std::string& id, JobState to, const st
     const std::string from_label = JobStateLabel(from), to_label = JobStateLabel(to);
     if (to == v1::JOB_STATE_FAILED) {
       cajal::Log(LogLevel::kError, "job state changed",
-          {{"job_id", id}, {"from", from_label}, {"state", to_label}, {"error", error}});
+                 {{"job_id", id}, {"from", from_label}, {"state", to_label}, {"error", error}});
     } else {
       cajal::Log(LogLevel::kInfo, "job state changed",
-          {{"job_id", id}, {"from", from_label}, {"state", to_label}});
+                 {{"job_id", id}, {"from", from_label}, {"state", to_label}});
     }
     absl::MutexLock lock(&mu_);
     PublishJobGauges();
@@ -347,7 +350,7 @@ absl::Status JobManager::Transition(const std::string& id, JobState to, const st
   // is the store failing, which callers that ignore the status would otherwise hide.
   if (!s.ok() && !absl::IsFailedPrecondition(s)) {
     cajal::Log(LogLevel::kError, "cannot record a job state change",
-        {{"job_id", id}, {"state", JobStateLabel(to)}, {"error", s.message()}});
+               {{"job_id", id}, {"state", JobStateLabel(to)}, {"error", s.message()}});
   }
   return s;
 }
@@ -400,8 +403,8 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
     for (const auto& [field, path] : files) {
       std::error_code ec;
       if (!std::filesystem::is_regular_file(path, ec)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, field, ": no such file on the server: ", path));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, field, ": no such file on the server: ", path));
       }
     }
   }
@@ -417,9 +420,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
         if (google::protobuf::util::MessageDifferencer::Equals(existing.spec(), request.spec())) {
           return existing;
         }
-        return absl::AlreadyExistsError(absl::StrCat(
-            "request_id \"", request.request_id(), "\" was already used for job ", existing.id(),
-            " with a different spec"));
+        return absl::AlreadyExistsError(absl::StrCat("request_id \"", request.request_id(),
+                                                     "\" was already used for job ", existing.id(),
+                                                     " with a different spec"));
       }
     }
     if (!intake_open_) {
@@ -430,8 +433,8 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
     });
     if (queued >= options_.max_queued_jobs) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "the queue is full (", queued, " jobs waiting, --max_queued_jobs=",
-          options_.max_queued_jobs, "); retry later"));
+          "the queue is full (", queued,
+          " jobs waiting, --max_queued_jobs=", options_.max_queued_jobs, "); retry later"));
     }
     job.set_id(NewJobId());
     *job.mutable_spec() = request.spec();
@@ -513,9 +516,9 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
     case v1::JOB_STATE_CANCELLING:
       return job;
     default:
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job ", id, " is already ", StateName(job.state()),
-          "; only queued or running jobs can be cancelled"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", id, " is already ", StateName(job.state()),
+                       "; only queued or running jobs can be cancelled"));
   }
   RETURN_IF_ERROR(Transition(id, to, ""));
   {
@@ -538,9 +541,9 @@ absl::StatusOr<std::vector<v1::MetricPoint>> JobManager::Metrics(const std::stri
 absl::Status JobManager::Delete(const std::string& id) {
   ASSIGN_OR_RETURN(v1::Job job, Get(id));
   if (!IsTerminal(job.state())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", id, " is ", StateName(job.state()), "; cancel it and wait until it is CANCELLED "
-        "before deleting it"));
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, " is ", StateName(job.state()),
+                                                      "; cancel it and wait until it is CANCELLED "
+                                                      "before deleting it"));
   }
   absl::MutexLock persist(&persist_mu_);
   RETURN_IF_ERROR(store_->DeleteJob(id));
@@ -556,8 +559,10 @@ absl::Status JobManager::Delete(const std::string& id) {
     PublishJobGauges();
   }
   if (ec) {
-    return absl::InternalError(absl::StrCat("job ", id, " was deleted but its files could not be "
-                                            "removed: ", ec.message()));
+    return absl::InternalError(absl::StrCat("job ", id,
+                                            " was deleted but its files could not be "
+                                            "removed: ",
+                                            ec.message()));
   }
   return absl::OkStatus();
 }
@@ -665,8 +670,8 @@ void JobManager::RunJob(const std::string& id) {
 
   absl::StatusOr<JobConfig> config = ToJobConfig(spec);
   if (!config.ok()) return fail(config.status());
-  config->threads = config->threads > 0 ? std::min(config->threads, threads_per_job_)
-                                        : threads_per_job_;
+  config->threads =
+      config->threads > 0 ? std::min(config->threads, threads_per_job_) : threads_per_job_;
   absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config, CpuBackend());
   if (!job.ok()) return fail(job.status());
   std::error_code ec;
@@ -687,9 +692,9 @@ void JobManager::RunJob(const std::string& id) {
     absl::StatusOr<std::unique_ptr<EventWriter>> w = EventWriter::Create(JobDir(id) + "/tfevents");
     if (!w.ok()) return fail(w.status());
     events_writer = *std::move(w);
-    events = std::make_unique<EventFileObserver>(
-        events_writer.get(), (*job)->train_data().classification(),
-        spec.training().log_every_steps(), &observer);
+    events = std::make_unique<EventFileObserver>(events_writer.get(),
+                                                 (*job)->train_data().classification(),
+                                                 spec.training().log_every_steps(), &observer);
   }
   TrainObserver* top = events ? static_cast<TrainObserver*>(events.get()) : &observer;
   absl::StatusOr<TrainResult> result;
@@ -712,8 +717,7 @@ void JobManager::RunJob(const std::string& id) {
     observer.Checkpoint();
     return;
   }
-  if (absl::Status s = WriteModelFile(JobDir(id) + "/model.cajal",
-                                      SnapshotJob(**job, spec_json));
+  if (absl::Status s = WriteModelFile(JobDir(id) + "/model.cajal", SnapshotJob(**job, spec_json));
       !s.ok()) {
     return fail(absl::Status(s.code(), absl::StrCat("cannot save the model: ", s.message())));
   }
@@ -744,13 +748,13 @@ void JobManager::Resume(const std::string& id, TrainingJob* job, Observer* obser
   const std::string path = CheckpointPath(id);
   if (!std::filesystem::exists(path)) return;  // interrupted before its first checkpoint
   absl::StatusOr<ModelFile> checkpoint = ReadModelFile(path);
-  absl::Status s = checkpoint.ok() ? RestoreJob(*checkpoint, /*with_state=*/true, job)
-                                   : checkpoint.status();
+  absl::Status s =
+      checkpoint.ok() ? RestoreJob(*checkpoint, /*with_state=*/true, job) : checkpoint.status();
   if (!s.ok()) {
     // Checkpoints are written atomically, so this means the file was damaged outside cajal;
     // start over rather than fail the job.
     cajal::Log(LogLevel::kWarning, "ignoring a damaged checkpoint; the job starts over",
-        {{"job_id", id}, {"error", s.message()}});
+               {{"job_id", id}, {"error", s.message()}});
     return;
   }
   absl::MutexLock lock(&mu_);

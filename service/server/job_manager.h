@@ -116,8 +116,8 @@ class JobManager {
  private:
   struct Entry {
     v1::Job job;
-    int64_t seq = 0;                  // creation order, for listing
-    std::shared_ptr<EventLog> log;    // null until needed for an old terminal job
+    int64_t seq = 0;                // creation order, for listing
+    std::shared_ptr<EventLog> log;  // null until needed for an old terminal job
     std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);
   };
   class Observer;

@@ -24,14 +24,16 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   auto bad = [](const std::string& flag, const std::string& what) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", what));
   };
-  if (o.port < 0 || o.port > 65535) return bad("port", absl::StrCat("must be in [0, 65535], got ", o.port));
+  if (o.port < 0 || o.port > 65535)
+    return bad("port", absl::StrCat("must be in [0, 65535], got ", o.port));
   if (o.metrics_port < -1 || o.metrics_port > 65535) {
     return bad("metrics_port",
                absl::StrCat("must be in [0, 65535], or -1 for none, got ", o.metrics_port));
   }
   if (o.data_dir.empty()) return bad("data_dir", "required");
   if (o.max_concurrent_jobs < 1 || o.max_concurrent_jobs > 256) {
-    return bad("max_concurrent_jobs", absl::StrCat("must be in [1, 256], got ", o.max_concurrent_jobs));
+    return bad("max_concurrent_jobs",
+               absl::StrCat("must be in [1, 256], got ", o.max_concurrent_jobs));
   }
   if (o.max_queued_jobs < 0) {
     return bad("max_queued_jobs", absl::StrCat("must be >= 0, got ", o.max_queued_jobs));
@@ -47,7 +49,8 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return bad(o.tls_cert.empty() ? "tls_cert" : "tls_key", "--tls_cert and --tls_key go together");
   }
   if (!o.tls_client_ca.empty() && o.tls_cert.empty()) {
-    return bad("tls_client_ca", "needs --tls_cert and --tls_key (mTLS is TLS with client certificates)");
+    return bad("tls_client_ca",
+               "needs --tls_cert and --tls_key (mTLS is TLS with client certificates)");
   }
   return absl::OkStatus();
 }
@@ -93,9 +96,10 @@ class WithoutReflection : public grpc::ServerBuilderOption {
  public:
   void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
   void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
-    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
-                                  [](const auto& p) { return p->name() == "proto_server_reflection"; }),
-                   plugins->end());
+    plugins->erase(
+        std::remove_if(plugins->begin(), plugins->end(),
+                       [](const auto& p) { return p->name() == "proto_server_reflection"; }),
+        plugins->end());
   }
 };
 
@@ -139,15 +143,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(NewRpcMetricsInterceptorFactory(&ServerMetrics()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
-                           credentials, &s->port_);
+  builder.AddListeningPort(absl::StrCat(options.host, ":", options.port), credentials, &s->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.RegisterService(s->service_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.host, ":", options.port,
-                     " (is the port in use?)"));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":", options.port,
+                                               " (is the port in use?)"));
   }
   auto* health = s->server_->GetHealthCheckService();
   health->SetServingStatus("", true);
@@ -164,8 +166,7 @@ void Server::Shutdown(absl::Duration grace) {
   if (metrics_) metrics_->SetReady(false);
   server_->GetHealthCheckService()->Shutdown();
   manager_->StopIntake();
-  const auto deadline = std::chrono::system_clock::now() +
-                        absl::ToChronoMilliseconds(grace / 2);
+  const auto deadline = std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace / 2);
   server_->Shutdown(deadline);
   server_->Wait();
   manager_->Shutdown();

@@ -62,9 +62,9 @@ absl::Status Code(sqlite3* db, int rc, const char* what) {
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     absl::Status s = Code(db, rc, absl::StrCat("cannot open ", path).c_str());
     sqlite3_close(db);
@@ -115,8 +115,8 @@ absl::Status Store::Migrate() {
   static_assert(kLatest == kSchemaVersion);
   if (version > kLatest) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "store: the database has schema version ", version, ", newer than this cajald's ",
-        kLatest, "; run a newer cajald or use another --data_dir"));
+        "store: the database has schema version ", version, ", newer than this cajald's ", kLatest,
+        "; run a newer cajald or use another --data_dir"));
   }
   for (int v = version; v < kLatest; ++v) {
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
@@ -147,12 +147,11 @@ absl::Status Store::PutJob(const v1::Job& job, const v1::JobEvent* event) {
   auto body = [&]() -> absl::Status {
     Stmt st;
     // seq keeps the first insertion's order across replacements.
-    if (sqlite3_prepare_v2(
-            db_,
-            "INSERT INTO jobs (id, request_id, seq, job) VALUES (?1, ?2, "
-            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?3) "
-            "ON CONFLICT(id) DO UPDATE SET job = excluded.job",
-            -1, &st.s, nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db_,
+                           "INSERT INTO jobs (id, request_id, seq, job) VALUES (?1, ?2, "
+                           "(SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?3) "
+                           "ON CONFLICT(id) DO UPDATE SET job = excluded.job",
+                           -1, &st.s, nullptr) != SQLITE_OK) {
       return Error("prepare job upsert");
     }
     sqlite3_bind_text(st.s, 1, job.id().data(), static_cast<int>(job.id().size()),
@@ -160,8 +159,8 @@ absl::Status Store::PutJob(const v1::Job& job, const v1::JobEvent* event) {
     if (job.request_id().empty()) {
       sqlite3_bind_null(st.s, 2);
     } else {
-      sqlite3_bind_text(st.s, 2, job.request_id().data(),
-                        static_cast<int>(job.request_id().size()), SQLITE_TRANSIENT);
+      sqlite3_bind_text(st.s, 2, job.request_id().data(), static_cast<int>(job.request_id().size()),
+                        SQLITE_TRANSIENT);
     }
     sqlite3_bind_blob(st.s, 3, job_bytes.data(), static_cast<int>(job_bytes.size()),
                       SQLITE_TRANSIENT);
@@ -237,9 +236,11 @@ absl::Status Store::DeleteJob(const std::string& job_id) {
   WriteTimer timer;
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
   auto body = [&]() -> absl::Status {
-    for (const char* sql : {"DELETE FROM events WHERE job_id = ?1", "DELETE FROM jobs WHERE id = ?1"}) {
+    for (const char* sql :
+         {"DELETE FROM events WHERE job_id = ?1", "DELETE FROM jobs WHERE id = ?1"}) {
       Stmt st;
-      if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK) return Error("prepare delete");
+      if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK)
+        return Error("prepare delete");
       sqlite3_bind_text(st.s, 1, job_id.data(), static_cast<int>(job_id.size()), SQLITE_TRANSIENT);
       if (sqlite3_step(st.s) != SQLITE_DONE) return Error("delete job");
     }

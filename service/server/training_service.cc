@@ -326,9 +326,8 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::DeleteJob(grpc::CallbackServerCon
     reactor->Finish(ToGrpcStatus(auth));
     return reactor;
   }
-  executor_->Post([this, reactor, request] {
-    reactor->Finish(ToGrpcStatus(manager_->Delete(request->id())));
-  });
+  executor_->Post(
+      [this, reactor, request] { reactor->Finish(ToGrpcStatus(manager_->Delete(request->id()))); });
   return reactor;
 }
 

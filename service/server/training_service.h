@@ -22,7 +22,9 @@ class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
   // `auth` checks every call; `max_watchers_per_job` bounds the WatchJob streams of one job.
   TrainingServiceImpl(JobManager* manager, Executor* executor, const Authenticator* auth,
                       int max_watchers_per_job)
-      : manager_(manager), executor_(executor), auth_(auth),
+      : manager_(manager),
+        executor_(executor),
+        auth_(auth),
         max_watchers_per_job_(max_watchers_per_job) {}
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,

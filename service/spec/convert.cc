@@ -61,10 +61,11 @@ absl::Status ValidateLayer(const v1::Layer& l, const std::string& p) {
       RETURN_IF_ERROR(IntIn(p + ".dense.units", l.dense().units(), 1, kMaxUnits));
       break;
     case v1::Layer::kActivation:
-      RETURN_IF_ERROR(KnownEnum(p + ".activation.kind", l.activation().kind(),
-                                v1::ActivationKind_IsValid));
+      RETURN_IF_ERROR(
+          KnownEnum(p + ".activation.kind", l.activation().kind(), v1::ActivationKind_IsValid));
       if (l.activation().kind() == v1::ACTIVATION_KIND_UNSPECIFIED) {
-        return Bad(p + ".activation.kind", "required (linear, sigmoid, tanh, relu, leaky_relu, prelu, softmax)");
+        return Bad(p + ".activation.kind",
+                   "required (linear, sigmoid, tanh, relu, leaky_relu, prelu, softmax)");
       }
       if (l.activation().has_slope()) {
         RETURN_IF_ERROR(Real(p + ".activation.slope", l.activation().slope(), Range::kAny));
@@ -83,8 +84,8 @@ absl::Status ValidateLayer(const v1::Layer& l, const std::string& p) {
       if (c.has_dilation()) RETURN_IF_ERROR(IntIn(q + ".dilation", c.dilation(), 1, 1024));
       if (c.has_groups()) RETURN_IF_ERROR(IntIn(q + ".groups", c.groups(), 1, kMaxUnits));
       if (c.filters() % (c.has_groups() ? c.groups() : 1) != 0) {
-        return Bad(q + ".filters", absl::StrCat(c.filters(), " is not divisible by groups ",
-                                                c.groups()));
+        return Bad(q + ".filters",
+                   absl::StrCat(c.filters(), " is not divisible by groups ", c.groups()));
       }
       break;
     }
@@ -110,7 +111,8 @@ absl::Status ValidateLayer(const v1::Layer& l, const std::string& p) {
         RETURN_IF_ERROR(Real(p + ".batch_norm.momentum", l.batch_norm().momentum(), Range::kUnit));
       }
       if (l.batch_norm().has_epsilon()) {
-        RETURN_IF_ERROR(Real(p + ".batch_norm.epsilon", l.batch_norm().epsilon(), Range::kPositive));
+        RETURN_IF_ERROR(
+            Real(p + ".batch_norm.epsilon", l.batch_norm().epsilon(), Range::kPositive));
       }
       break;
     case v1::Layer::kDropout:
@@ -126,15 +128,17 @@ absl::Status ValidateLayer(const v1::Layer& l, const std::string& p) {
       break;
     case v1::Layer::kLstm:
       RETURN_IF_ERROR(IntIn(p + ".lstm.units", l.lstm().units(), 1, kMaxUnits));
-      if (l.lstm().has_layers()) RETURN_IF_ERROR(IntIn(p + ".lstm.layers", l.lstm().layers(), 1, 64));
+      if (l.lstm().has_layers())
+        RETURN_IF_ERROR(IntIn(p + ".lstm.layers", l.lstm().layers(), 1, 64));
       break;
     case v1::Layer::kGru:
       RETURN_IF_ERROR(IntIn(p + ".gru.units", l.gru().units(), 1, kMaxUnits));
       if (l.gru().has_layers()) RETURN_IF_ERROR(IntIn(p + ".gru.layers", l.gru().layers(), 1, 64));
       break;
     case v1::Layer::KIND_NOT_SET:
-      return Bad(p, "sets no layer kind (one of dense, activation, threshold, conv2d, max_pool2d, "
-                    "avg_pool2d, lrn, batch_norm, dropout, flatten, rnn, lstm, gru)");
+      return Bad(p,
+                 "sets no layer kind (one of dense, activation, threshold, conv2d, max_pool2d, "
+                 "avg_pool2d, lrn, batch_norm, dropout, flatten, rnn, lstm, gru)");
   }
   return absl::OkStatus();
 }
@@ -226,18 +230,23 @@ LayerSpec LayerOf(const v1::Layer& l) {
       const auto& r = l.rnn();
       return RecurrentSpec{r.activation() == v1::RNN_ACTIVATION_RELU ? RecurrentCell::kRnnRelu
                                                                      : RecurrentCell::kRnnTanh,
-                           r.units(), r.has_layers() ? r.layers() : 1, r.bidirectional(),
-                           r.return_sequences(), false};
+                           r.units(),
+                           r.has_layers() ? r.layers() : 1,
+                           r.bidirectional(),
+                           r.return_sequences(),
+                           false};
     }
     case v1::Layer::kLstm: {
       const auto& r = l.lstm();
-      return RecurrentSpec{RecurrentCell::kLstm, r.units(), r.has_layers() ? r.layers() : 1,
-                           r.bidirectional(), r.return_sequences(), r.peephole()};
+      return RecurrentSpec{
+          RecurrentCell::kLstm, r.units(),   r.has_layers() ? r.layers() : 1, r.bidirectional(),
+          r.return_sequences(), r.peephole()};
     }
     case v1::Layer::kGru: {
       const auto& r = l.gru();
-      return RecurrentSpec{RecurrentCell::kGru, r.units(), r.has_layers() ? r.layers() : 1,
-                           r.bidirectional(), r.return_sequences(), false};
+      return RecurrentSpec{
+          RecurrentCell::kGru,  r.units(), r.has_layers() ? r.layers() : 1, r.bidirectional(),
+          r.return_sequences(), false};
     }
     default:
       return FlattenSpec{};
@@ -303,13 +312,13 @@ absl::Status ValidateSpec(const JobSpec& spec) {
   RETURN_IF_ERROR(KnownEnum("model.preset", m.preset(), v1::Preset_IsValid));
   RETURN_IF_ERROR(KnownEnum("model.init.kind", m.init().kind(), v1::InitKind_IsValid));
   RETURN_IF_ERROR(KnownEnum("data.normalize", spec.data().normalize(), v1::Normalize_IsValid));
-  RETURN_IF_ERROR(
-      KnownEnum("optimizer.kind", spec.optimizer().kind(), v1::OptimizerKind_IsValid));
+  RETURN_IF_ERROR(KnownEnum("optimizer.kind", spec.optimizer().kind(), v1::OptimizerKind_IsValid));
   RETURN_IF_ERROR(KnownEnum("training.loss", spec.training().loss(), v1::Loss_IsValid));
   RETURN_IF_ERROR(KnownEnum("training.device", spec.training().device(), v1::Device_IsValid));
   if (m.preset() == v1::PRESET_UNSPECIFIED && m.layers_size() == 0) {
-    return Bad("model", "set preset (perceptron, mlp, lenet, alexnet, rnn, lstm, gru, "
-                        "autoencoder) or layers");
+    return Bad("model",
+               "set preset (perceptron, mlp, lenet, alexnet, rnn, lstm, gru, "
+               "autoencoder) or layers");
   }
   if (m.preset() != v1::PRESET_UNSPECIFIED && m.layers_size() > 0) {
     return Bad("model", "set either preset or layers, not both");
@@ -318,9 +327,11 @@ absl::Status ValidateSpec(const JobSpec& spec) {
   for (int i = 0; i < m.layers_size(); ++i) {
     RETURN_IF_ERROR(ValidateLayer(m.layers(i), absl::StrCat("model.layers.", i)));
   }
-  if (m.init().has_range()) RETURN_IF_ERROR(Real("model.init.range", m.init().range(), Range::kPositive));
+  if (m.init().has_range())
+    RETURN_IF_ERROR(Real("model.init.range", m.init().range(), Range::kPositive));
   if (m.init().has_std()) RETURN_IF_ERROR(Real("model.init.std", m.init().std(), Range::kPositive));
-  if (m.init().has_gain()) RETURN_IF_ERROR(Real("model.init.gain", m.init().gain(), Range::kPositive));
+  if (m.init().has_gain())
+    RETURN_IF_ERROR(Real("model.init.gain", m.init().gain(), Range::kPositive));
   RETURN_IF_ERROR(Real("model.init.bias", m.init().bias(), Range::kAny));
 
   const auto& d = spec.data();
@@ -342,9 +353,8 @@ absl::Status ValidateSpec(const JobSpec& spec) {
     }
     RETURN_IF_ERROR(IntIn(q + ".curvature_batch_size", h.curvature_batch_size(), 0, kMaxBatch));
     RETURN_IF_ERROR(IntIn(q + ".gradient_batch_size", h.gradient_batch_size(), 0, kMaxBatch));
-    const int64_t gradient_batch = h.gradient_batch_size() > 0
-                                       ? h.gradient_batch_size()
-                                       : spec.training().batch_size();
+    const int64_t gradient_batch =
+        h.gradient_batch_size() > 0 ? h.gradient_batch_size() : spec.training().batch_size();
     if (h.curvature_batch_size() > gradient_batch) {
       return Bad(q + ".curvature_batch_size",
                  absl::StrCat(h.curvature_batch_size(), " exceeds the gradient batch of ",
@@ -371,12 +381,12 @@ absl::Status ValidateSpec(const JobSpec& spec) {
   RETURN_IF_ERROR(IntIn("training.epochs", t.epochs(), 1, kMaxEpochs));
   RETURN_IF_ERROR(IntIn("training.batch_size", t.batch_size(), 1, kMaxBatch));
   RETURN_IF_ERROR(IntIn("training.max_steps", t.max_steps(), 0, int64_t{1} << 40));
-  RETURN_IF_ERROR(IntIn("training.early_stopping.patience", t.early_stopping().patience(), 0,
-                        kMaxEpochs));
+  RETURN_IF_ERROR(
+      IntIn("training.early_stopping.patience", t.early_stopping().patience(), 0, kMaxEpochs));
   RETURN_IF_ERROR(Real("training.early_stopping.min_delta", t.early_stopping().min_delta(),
                        Range::kNonNegative));
-  RETURN_IF_ERROR(IntIn("training.checkpoint_every_steps", t.checkpoint_every_steps(), 0,
-                        int64_t{1} << 40));
+  RETURN_IF_ERROR(
+      IntIn("training.checkpoint_every_steps", t.checkpoint_every_steps(), 0, int64_t{1} << 40));
   RETURN_IF_ERROR(IntIn("training.threads", t.threads(), 0, 1024));
   RETURN_IF_ERROR(IntIn("training.log_every_steps", t.log_every_steps(), 0, int64_t{1} << 40));
   if (t.device() == v1::DEVICE_GPU) {
@@ -384,8 +394,10 @@ absl::Status ValidateSpec(const JobSpec& spec) {
   }
   if (spec.labels_size() > 64) return Bad("labels", "at most 64 labels");
   for (const auto& [k, v] : spec.labels()) {
-    if (k.empty() || k.size() > 63) return Bad("labels", absl::StrCat("key \"", k, "\" must have 1 to 63 characters"));
-    if (v.size() > 63) return Bad(absl::StrCat("labels.", k), "value must have at most 63 characters");
+    if (k.empty() || k.size() > 63)
+      return Bad("labels", absl::StrCat("key \"", k, "\" must have 1 to 63 characters"));
+    if (v.size() > 63)
+      return Bad(absl::StrCat("labels.", k), "value must have at most 63 characters");
   }
   return absl::OkStatus();
 }

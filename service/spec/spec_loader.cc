@@ -98,8 +98,8 @@ absl::StatusOr<std::string> EnumValue(const FieldDescriptor* f, const std::strin
   for (int i = 1; i < e->value_count(); ++i) {
     known.push_back(absl::AsciiStrToLower(e->value(i)->name().substr(prefix.size())));
   }
-  return Bad(path, absl::StrCat("unknown value \"", text, "\" (known: ", absl::StrJoin(known, ", "),
-                                ")"));
+  return Bad(
+      path, absl::StrCat("unknown value \"", text, "\" (known: ", absl::StrJoin(known, ", "), ")"));
 }
 
 // What a scalar field holds, for messages: "expected an integer, got a map".
@@ -130,8 +130,7 @@ absl::StatusOr<std::string> Scalar(const FieldDescriptor* f, const YAML::Node& n
   }
   const std::string text = node.Scalar();
   switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_ENUM:
-    {
+    case FieldDescriptor::CPPTYPE_ENUM: {
       ASSIGN_OR_RETURN(std::string name, EnumValue(f, text, path));
       return JsonQuote(name);
     }
@@ -231,7 +230,8 @@ absl::Status EmitMessage(const YAML::Node& node, const Descriptor* d, const std:
     if (f == nullptr) {
       std::vector<std::string> known;
       for (int i = 0; i < d->field_count(); ++i) known.push_back(d->field(i)->name());
-      return Bad(field_path, absl::StrCat("unknown field (known: ", absl::StrJoin(known, ", "), ")"));
+      return Bad(field_path,
+                 absl::StrCat("unknown field (known: ", absl::StrJoin(known, ", "), ")"));
     }
     if (auto [it, inserted] = seen.emplace(f, key); !inserted) {
       return Bad(field_path, it->second == key
@@ -285,8 +285,7 @@ absl::Status EmitMessage(const YAML::Node& node, const Descriptor* d, const std:
 absl::Status ApplyOverride(const std::string& assignment, YAML::Node* root) {
   const size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--set ", assignment, ": expected path=value"));
+    return absl::InvalidArgumentError(absl::StrCat("--set ", assignment, ": expected path=value"));
   }
   const std::string path = assignment.substr(0, eq);
   YAML::Node value;
@@ -301,13 +300,13 @@ absl::Status ApplyOverride(const std::string& assignment, YAML::Node* root) {
     const std::string& part = parts[i];
     const bool last = i + 1 == parts.size();
     const std::string so_far = absl::StrJoin(parts.begin(), parts.begin() + i + 1, ".");
-    if (part.empty()) return absl::InvalidArgumentError(absl::StrCat("--set ", path, ": empty path element"));
+    if (part.empty())
+      return absl::InvalidArgumentError(absl::StrCat("--set ", path, ": empty path element"));
     size_t index;
     if (cur.IsSequence() && absl::SimpleAtoi(part, &index)) {
       if (index > cur.size()) {
-        return absl::InvalidArgumentError(absl::StrCat("--set ", path, ": ", so_far,
-                                                       " is past the end of a list of ",
-                                                       cur.size()));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--set ", path, ": ", so_far, " is past the end of a list of ", cur.size()));
       }
       if (index == cur.size()) cur.push_back(YAML::Node(YAML::NodeType::Map));
       if (last) {
@@ -330,7 +329,7 @@ absl::Status ApplyOverride(const std::string& assignment, YAML::Node* root) {
         // A numeric next element means a list; anything else a map.
         size_t ignored;
         cur[part] = YAML::Node(absl::SimpleAtoi(parts[i + 1], &ignored) ? YAML::NodeType::Sequence
-                                                                         : YAML::NodeType::Map);
+                                                                        : YAML::NodeType::Map);
       }
       YAML::Node next = cur[part];
       cur.reset(next);
@@ -344,17 +343,16 @@ absl::Status ApplyOverride(const std::string& assignment, YAML::Node* root) {
 absl::StatusOr<v1::JobSpec> ParseSpec(const std::string& text,
                                       const std::vector<std::string>& overrides) {
   if (text.size() > kMaxSpecBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("spec: ", text.size(),
-                                                   " bytes is larger than the limit of ",
-                                                   kMaxSpecBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec: ", text.size(), " bytes is larger than the limit of ", kMaxSpecBytes));
   }
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("spec: not valid YAML or JSON at line ",
-                                                   e.mark.line + 1, ", column ",
-                                                   e.mark.column + 1, ": ", e.msg));
+                                                   e.mark.line + 1, ", column ", e.mark.column + 1,
+                                                   ": ", e.msg));
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) return absl::InvalidArgumentError("spec: expected a map of fields at the top");
@@ -375,7 +373,8 @@ absl::StatusOr<v1::JobSpec> LoadSpecFile(const std::string& path,
                                          const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat("--spec ", path, ": cannot open: ", std::strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("--spec ", path, ": cannot open: ", std::strerror(errno)));
   }
   std::ostringstream text;
   text << in.rdbuf();

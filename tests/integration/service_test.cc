@@ -4,8 +4,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -149,7 +149,8 @@ TEST_F(ServiceTest, HappyPathSubmitWatchMetricsDownloadDelete) {
 
   const std::vector<v1::JobEvent> events = Watch(job.id());
   ASSERT_GE(events.size(), 3u);
-  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].sequence(), static_cast<int64_t>(i));
+  for (size_t i = 0; i < events.size(); ++i)
+    EXPECT_EQ(events[i].sequence(), static_cast<int64_t>(i));
   EXPECT_EQ(events.front().state(), v1::JOB_STATE_QUEUED);
   EXPECT_EQ(events[1].state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(events.back().state(), v1::JOB_STATE_SUCCEEDED);
@@ -310,7 +311,8 @@ TEST_F(ServiceTest, CancelStopsWithinAStepAndFreesTheWorker) {
   const int64_t step_at_cancel = cancelling.progress().step();
   EXPECT_TRUE(cancelling.state() == v1::JOB_STATE_CANCELLING ||
               cancelling.state() == v1::JOB_STATE_CANCELLED);
-  job = WaitFor(running.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_CANCELLED; });
+  job =
+      WaitFor(running.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_CANCELLED; });
   EXPECT_LE(job.progress().step(), step_at_cancel + 1) << "stops at the next step boundary";
   EXPECT_TRUE(job.has_end_time());
   // The worker is free: the queued job runs to the end.
@@ -340,7 +342,8 @@ TEST_F(ServiceTest, WatchersSeeEveryEventOnceInOrder) {
   EXPECT_EQ(late.back().state(), v1::JOB_STATE_SUCCEEDED);
   for (const auto& s : seen) {
     ASSERT_EQ(s.size(), late.size());
-    for (size_t i = 0; i < s.size(); ++i) EXPECT_EQ(s[i].SerializeAsString(), late[i].SerializeAsString());
+    for (size_t i = 0; i < s.size(); ++i)
+      EXPECT_EQ(s[i].SerializeAsString(), late[i].SerializeAsString());
   }
   // A reconnect with from_sequence resumes exactly after the last event seen.
   const std::vector<v1::JobEvent> tail = Watch(job.id(), 10);
@@ -380,7 +383,8 @@ TEST_F(ServiceTest, ListJobsPagesAndFilters) {
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
     v1::Job job;
-    ASSERT_TRUE(Submit(Spec(kQuickSpec, {absl::StrCat("labels.team=", i % 2 ? "a" : "b")}), &job).ok());
+    ASSERT_TRUE(
+        Submit(Spec(kQuickSpec, {absl::StrCat("labels.team=", i % 2 ? "a" : "b")}), &job).ok());
     ids.push_back(job.id());
   }
   for (const auto& id : ids) {
@@ -462,8 +466,8 @@ TEST_F(ServiceTest, TfeventsAreWrittenUnderTheJobAndDownloadable) {
   EXPECT_NE(events.find("accuracy"), std::string::npos);
   // The files are the ones in the job's directory.
   size_t on_disk = 0;
-  for (const auto& e : std::filesystem::directory_iterator(data_dir_ + "/jobs/" + job.id() +
-                                                           "/tfevents")) {
+  for (const auto& e :
+       std::filesystem::directory_iterator(data_dir_ + "/jobs/" + job.id() + "/tfevents")) {
     EXPECT_EQ(e.path().filename().string().rfind("events.out.tfevents.", 0), 0u);
     on_disk += std::filesystem::file_size(e.path());
   }

@@ -57,8 +57,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeEltwise(const ActivationSpec& spec,
   auto kernel = std::make_unique<PrimitiveKernel>();
   try {
     const dnnl::eltwise_forward::primitive_desc fwd_pd(
-        dnnl::eltwise_forward::desc(ForwardProp(args.mode), e.alg, md, e.alpha, e.beta),
-        Engine());
+        dnnl::eltwise_forward::desc(ForwardProp(args.mode), e.alg, md, e.alpha, e.beta), Engine());
     const memory src = Wrap(md, args.src);
     const memory dst = Wrap(md, args.dst);
     kernel->forward.push_back(
@@ -83,12 +82,12 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeSoftmax(const KernelArgs& args) {
   auto kernel = std::make_unique<PrimitiveKernel>();
   try {
     const dnnl::softmax_v2_forward::primitive_desc fwd_pd(
-        dnnl::softmax_v2_forward::desc(ForwardProp(args.mode), algorithm::softmax_accurate, md,
-                                       md, axis),
+        dnnl::softmax_v2_forward::desc(ForwardProp(args.mode), algorithm::softmax_accurate, md, md,
+                                       axis),
         Engine());
     const memory dst = Wrap(md, args.dst);
-    kernel->forward.push_back(
-        {dnnl::softmax_v2_forward(fwd_pd), {{DNNL_ARG_SRC, Wrap(md, args.src)}, {DNNL_ARG_DST, dst}}});
+    kernel->forward.push_back({dnnl::softmax_v2_forward(fwd_pd),
+                               {{DNNL_ARG_SRC, Wrap(md, args.src)}, {DNNL_ARG_DST, dst}}});
     if (args.mode == Mode::kEval || args.diff_src == nullptr) return kernel;
     const dnnl::softmax_v2_backward::primitive_desc bwd_pd(
         dnnl::softmax_v2_backward::desc(algorithm::softmax_accurate, md, md, md, axis), Engine(),
@@ -122,9 +121,9 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakePrelu(const KernelArgs& args) {
         dnnl::prelu_forward::desc(ForwardProp(args.mode), md, w_md), Engine());
     const memory src = Wrap(md, args.src);
     const memory w = Wrap(w_md, args.params[0]);
-    kernel->forward.push_back({dnnl::prelu_forward(fwd_pd),
-                               {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w},
-                                {DNNL_ARG_DST, Wrap(md, args.dst)}}});
+    kernel->forward.push_back(
+        {dnnl::prelu_forward(fwd_pd),
+         {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, Wrap(md, args.dst)}}});
     if (args.mode == Mode::kEval) return kernel;
     const dnnl::prelu_backward::primitive_desc bwd_pd(
         dnnl::prelu_backward::desc(md, w_md, md, w_md), Engine(), fwd_pd);

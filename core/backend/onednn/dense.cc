@@ -32,8 +32,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeDense(const DenseSpec& spec, const K
     const memory src = Wrap(src_md, args.src);
     const memory dst = Wrap(dst_md, args.dst);
     const memory w = Wrap(w_md, args.params[0]);
-    Step fwd{ip::inner_product_forward(fwd_pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w},
-                                                 {DNNL_ARG_DST, dst}}};
+    Step fwd{ip::inner_product_forward(fwd_pd),
+             {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst}}};
     if (bias) fwd.args[DNNL_ARG_BIAS] = Wrap(b_md, args.params[1]);
     kernel->forward.push_back(std::move(fwd));
     if (args.mode == Mode::kEval) return kernel;
@@ -43,8 +43,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeDense(const DenseSpec& spec, const K
     const auto bwd_w_desc =
         bias ? ip::inner_product_backward_weights::desc(src_md, w_md, b_md, dst_md)
              : ip::inner_product_backward_weights::desc(src_md, w_md, dst_md);
-    const ip::inner_product_backward_weights::primitive_desc bwd_w_pd(bwd_w_desc, Engine(),
-                                                                      fwd_pd);
+    const ip::inner_product_backward_weights::primitive_desc bwd_w_pd(bwd_w_desc, Engine(), fwd_pd);
     Step bwd_w{ip::inner_product_backward_weights(bwd_w_pd),
                {{DNNL_ARG_SRC, src},
                 {DNNL_ARG_DIFF_DST, diff_dst},

@@ -16,7 +16,8 @@ class OneDnnBackend : public Backend {
   absl::StatusOr<std::unique_ptr<Kernel>> MakeKernel(const LayerSpec& layer,
                                                      const KernelArgs& args) override {
     if (const auto* d = std::get_if<DenseSpec>(&layer)) return onednn::MakeDense(*d, args);
-    if (const auto* a = std::get_if<ActivationSpec>(&layer)) return onednn::MakeActivation(*a, args);
+    if (const auto* a = std::get_if<ActivationSpec>(&layer))
+      return onednn::MakeActivation(*a, args);
     if (const auto* t = std::get_if<ThresholdSpec>(&layer)) return onednn::MakeThreshold(*t, args);
     if (std::holds_alternative<FlattenSpec>(layer)) return onednn::MakeFlatten(args);
     if (const auto* d = std::get_if<DropoutSpec>(&layer)) return onednn::MakeDropout(*d, args);

@@ -54,7 +54,9 @@ class CopyKernel : public Kernel {
 class DropoutKernel : public Kernel {
  public:
   DropoutKernel(float rate, const KernelArgs& args)
-      : rate_(rate), args_(args), count_(args.batch * NumElements(args.input)),
+      : rate_(rate),
+        args_(args),
+        count_(args.batch * NumElements(args.input)),
         mask_(args.mode == Mode::kTrain ? count_ : 0) {}
   void Forward(int64_t step) override {
     if (args_.mode == Mode::kEval || rate_ == 0.0f) {
@@ -100,7 +102,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeFlatten(const KernelArgs& args) {
 absl::StatusOr<std::unique_ptr<Kernel>> MakeDropout(const DropoutSpec& spec,
                                                     const KernelArgs& args) {
   if (!(spec.rate >= 0.0f && spec.rate < 1.0f)) {
-    return absl::InvalidArgumentError(absl::StrCat("dropout rate must be in [0, 1), got ", spec.rate));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dropout rate must be in [0, 1), got ", spec.rate));
   }
   return std::make_unique<DropoutKernel>(spec.rate, args);
 }
