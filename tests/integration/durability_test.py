@@ -15,6 +15,7 @@ SIGTERM: exit 0 within --shutdown_grace, health NOT_SERVING while draining, the 
 the step where it stopped; a second SIGTERM, or the grace running out, still exits 0.
 """
 import os
+import shutil
 import random
 import subprocess
 import sys
@@ -257,6 +258,40 @@ def sigterm():
     server.kill9()
 
 
+def storage_failure():
+    """A job whose files can no longer be written fails with a clear error; the server stays up
+    and keeps serving reads. (Root ignores permissions, so the job's directory is replaced by a
+    plain file: every write under it then fails with ENOTDIR, as on a dead or read-only disk.)"""
+    data = os.path.join(WORK, 'storage')
+    log = os.path.join(WORK, 'cajald-storage.log')
+    server = Server(BUILD, data, log).start()
+    stub = server.stub()
+    done = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec()), timeout=30)
+    wait_for(lambda: get(stub, done.id).state == pb.JOB_STATE_SUCCEEDED, 60)
+    job = stub.SubmitJob(pb.SubmitJobRequest(spec=mnist_spec(max_steps=100000, checkpoint_every=20)),
+                         timeout=30)
+    step = wait_for(lambda: (lambda j: j.progress.step if j.progress.step >= 5 else 0)(get(stub, job.id)), 120,
+                    interval=0.02)
+    t.check(f'storage: the job is running (step {step})', step is not None)
+    job_dir = os.path.join(data, 'jobs', job.id)
+    shutil.rmtree(job_dir)
+    with open(job_dir, 'w') as f:
+        f.write('not a directory')
+    failed = wait_for(lambda: (lambda j: j if j.state == pb.JOB_STATE_FAILED else None)(get(stub, job.id)), 60)
+    t.check('storage: the job FAILED when its checkpoint could not be written', failed is not None,
+            get(stub, job.id).state)
+    t.check('storage: its error names the checkpoint and the cause',
+            failed is not None and 'cannot write a checkpoint' in failed.error and 'Not a directory' in failed.error,
+            failed.error if failed else '')
+    t.check('storage: the server still serves reads (an earlier job, the list)',
+            get(stub, done.id).state == pb.JOB_STATE_SUCCEEDED
+            and len(stub.ListJobs(pb.ListJobsRequest(), timeout=10).jobs) == 2)
+    after = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(seed=8)), timeout=30)
+    t.check('storage: and still runs new jobs to the end',
+            wait_for(lambda: get(stub, after.id).state == pb.JOB_STATE_SUCCEEDED, 60) is not None)
+    server.kill9()
+
+
 def main():
     start = time.monotonic()
     crash_loop()
@@ -264,6 +299,7 @@ def main():
     start = time.monotonic()
     sigterm()
     print(f'(SIGTERM tests took {time.monotonic() - start:.0f} s)', flush=True)
+    storage_failure()
     return t.summary()
 
 
