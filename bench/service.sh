@@ -27,16 +27,28 @@ start_server 1
 kill -TERM "$server"; wait "$server" || true
 
 steps=${STEPS:-3000}
-echo "== MLP ($steps steps): cajal train vs the same job through cajald"
-for i in 1 2 3; do
+runs=${RUNS:-3}
+echo "== MLP ($steps steps, $runs alternating runs): cajal train vs the same job through cajald"
+start_server s
+trains=()
+svcs=()
+for i in $(seq "$runs"); do
   train=$("$build/bin/cajal" train --spec examples/mlp.yaml --out "$work/out" \
     --set training.epochs=100 --set "training.max_steps=$steps" | tail -1)
-  start_server "s$i"
   svc=$("$build/bin/cajal" --server "127.0.0.1:$port" submit --spec examples/mlp.yaml --wait \
     --set training.epochs=100 --set "training.max_steps=$steps" | grep samples_per_sec | tail -1)
-  kill -TERM "$server"; wait "$server" || true
   t=$(echo "$train" | sed -n 's/.*samples_per_sec=\([0-9.]*\).*/\1/p')
   s=$(echo "$svc" | sed -n 's/.*samples_per_sec=\([0-9.]*\).*/\1/p')
-  echo "run=$i train_samples_per_sec=$t service_samples_per_sec=$s" \
-    "service_slowdown_pct=$(/usr/bin/python3 -c "print(f'{(1 - $s / $t) * 100:.1f}')")"
+  trains+=("$t")
+  svcs+=("$s")
+  echo "run=$i train_samples_per_sec=$t service_samples_per_sec=$s"
 done
+kill -TERM "$server"; wait "$server" || true
+/usr/bin/python3 - "${trains[*]}" "${svcs[*]}" <<'PY'
+import statistics, sys
+t = [float(x) for x in sys.argv[1].split()]
+s = [float(x) for x in sys.argv[2].split()]
+mt, ms = statistics.median(t), statistics.median(s)
+print(f"median_train_samples_per_sec={mt:.0f} median_service_samples_per_sec={ms:.0f} "
+      f"service_slowdown_pct={(1 - ms / mt) * 100:.1f}")
+PY
