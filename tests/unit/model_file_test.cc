@@ -289,7 +289,8 @@ TEST_F(ModelFileTest, FlippedByteFailsTheChecksum) {
 }
 
 TEST_F(ModelFileTest, ForeignFilesAreRefused) {
-  const std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0", 33);
+  static constexpr char kPng[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0";
+  const std::string png(kPng, sizeof(kPng) - 1);
   for (const std::string& bytes : {png, std::string("model:\n  preset: mlp\n"), std::string()}) {
     absl::StatusOr<ModelFile> f = ReadModified(bytes);
     ASSERT_FALSE(f.ok());
