@@ -19,6 +19,7 @@
 #include "core/layers/layers.h"
 #include "core/train/network.h"
 #include "gtest/gtest.h"
+#include "tests/unit/golden_file.h"
 
 namespace cajal {
 namespace {
@@ -26,57 +27,16 @@ namespace {
 // float32 against float32 summed in another order: the conv sums up to 3·11·11 products.
 constexpr double kTolerance = 2e-5;
 
-using Goldens = std::map<std::string, std::vector<double>>;
+const GoldenFile& CnnGoldens() { return GoldenFile::Get("cnn.txt"); }
 
-Goldens ReadGoldens(const std::string& path) {
-  Goldens goldens;
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string key;
-    size_t count = 0;
-    fields >> key >> count;
-    std::vector<double>& values = goldens[key];
-    values.resize(count);
-    for (double& v : values) fields >> v;
-    EXPECT_FALSE(fields.fail()) << path << ": bad record " << key;
-  }
-  return goldens;
-}
-
-const Goldens& CnnGoldens() {
-  static const Goldens* goldens =
-      new Goldens(ReadGoldens(std::string(CAJAL_SOURCE_DIR) + "/tests/data/goldens/cnn.txt"));
-  return *goldens;
-}
-
-const std::vector<double>& Golden(const std::string& key) {
-  static const std::vector<double> kEmpty;
-  auto it = CnnGoldens().find(key);
-  if (it == CnnGoldens().end()) {
-    ADD_FAILURE() << "no golden " << key;
-    return kEmpty;
-  }
-  return it->second;
-}
+const std::vector<double>& Golden(const std::string& key) { return CnnGoldens().Values(key); }
 
 void CopyGolden(const std::string& key, float* dst, int64_t count) {
-  const std::vector<double>& v = Golden(key);
-  ASSERT_EQ(static_cast<int64_t>(v.size()), count) << key;
-  for (int64_t i = 0; i < count; ++i) dst[i] = static_cast<float>(v[i]);
+  CnnGoldens().Copy(key, dst, count);
 }
 
-// |actual − expected| <= tol·(1 + |expected|) elementwise.
 void ExpectMatches(const std::string& key, const float* actual, int64_t count) {
-  const std::vector<double>& expected = Golden(key);
-  ASSERT_EQ(static_cast<int64_t>(expected.size()), count) << key;
-  for (int64_t i = 0; i < count; ++i) {
-    EXPECT_NEAR(actual[i], expected[i], kTolerance * (1 + std::abs(expected[i])))
-        << key << "[" << i << "]";
-  }
+  CnnGoldens().ExpectNear(key, actual, count, kTolerance);
 }
 
 struct Case {
