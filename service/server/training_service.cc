@@ -222,66 +222,58 @@ class DownloadReactor : public grpc::ServerWriteReactor<v1::ModelChunk> {
   v1::ModelChunk chunk_;
 };
 
+// Moves a result's value into the response; returns the status the RPC ends with.
+template <class T>
+absl::Status Fill(absl::StatusOr<T> result, T* response) {
+  if (result.ok()) *response = *std::move(result);
+  return result.status();
+}
+
 }  // namespace
 
-grpc::ServerUnaryReactor* TrainingServiceImpl::SubmitJob(grpc::CallbackServerContext* ctx,
-                                                         const v1::SubmitJobRequest* request,
-                                                         v1::Job* response) {
+template <class Call>
+grpc::ServerUnaryReactor* TrainingServiceImpl::Unary(grpc::CallbackServerContext* ctx, Where where,
+                                                     Call call) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
     reactor->Finish(ToGrpcStatus(auth));
     return reactor;
   }
-  executor_->Post([this, reactor, request, response] {
-    absl::StatusOr<v1::Job> job = manager_->Submit(*request);
-    if (job.ok()) *response = *std::move(job);
-    reactor->Finish(ToGrpcStatus(job.status()));
-  });
+  if (where == Where::kInline) {
+    reactor->Finish(ToGrpcStatus(call()));
+  } else {
+    executor_->Post([reactor, call = std::move(call)] { reactor->Finish(ToGrpcStatus(call())); });
+  }
   return reactor;
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::SubmitJob(grpc::CallbackServerContext* ctx,
+                                                         const v1::SubmitJobRequest* request,
+                                                         v1::Job* response) {
+  return Unary(ctx, Where::kExecutor,
+               [this, request, response] { return Fill(manager_->Submit(*request), response); });
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::GetJob(grpc::CallbackServerContext* ctx,
                                                       const v1::GetJobRequest* request,
                                                       v1::Job* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
-    reactor->Finish(ToGrpcStatus(auth));
-    return reactor;
-  }
-  absl::StatusOr<v1::Job> job = manager_->Get(request->id());
-  if (job.ok()) *response = *std::move(job);
-  reactor->Finish(ToGrpcStatus(job.status()));
-  return reactor;
+  return Unary(ctx, Where::kInline,
+               [this, request, response] { return Fill(manager_->Get(request->id()), response); });
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerContext* ctx,
                                                         const v1::ListJobsRequest* request,
                                                         v1::ListJobsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
-    reactor->Finish(ToGrpcStatus(auth));
-    return reactor;
-  }
-  absl::StatusOr<v1::ListJobsResponse> list = manager_->List(*request);
-  if (list.ok()) *response = *std::move(list);
-  reactor->Finish(ToGrpcStatus(list.status()));
-  return reactor;
+  return Unary(ctx, Where::kInline,
+               [this, request, response] { return Fill(manager_->List(*request), response); });
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerContext* ctx,
                                                          const v1::CancelJobRequest* request,
                                                          v1::Job* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
-    reactor->Finish(ToGrpcStatus(auth));
-    return reactor;
-  }
-  executor_->Post([this, reactor, request, response] {
-    absl::StatusOr<v1::Job> job = manager_->Cancel(request->id());
-    if (job.ok()) *response = *std::move(job);
-    reactor->Finish(ToGrpcStatus(job.status()));
+  return Unary(ctx, Where::kExecutor, [this, request, response] {
+    return Fill(manager_->Cancel(request->id()), response);
   });
-  return reactor;
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TrainingServiceImpl::WatchJob(
@@ -295,19 +287,13 @@ grpc::ServerWriteReactor<v1::JobEvent>* TrainingServiceImpl::WatchJob(
 grpc::ServerUnaryReactor* TrainingServiceImpl::GetJobMetrics(
     grpc::CallbackServerContext* ctx, const v1::GetJobMetricsRequest* request,
     v1::GetJobMetricsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
-    reactor->Finish(ToGrpcStatus(auth));
-    return reactor;
-  }
-  executor_->Post([this, reactor, request, response] {
+  return Unary(ctx, Where::kExecutor, [this, request, response] {
     absl::StatusOr<std::vector<v1::MetricPoint>> points = manager_->Metrics(request->id());
     if (points.ok()) {
       for (auto& p : *points) *response->add_points() = std::move(p);
     }
-    reactor->Finish(ToGrpcStatus(points.status()));
+    return points.status();
   });
-  return reactor;
 }
 
 grpc::ServerWriteReactor<v1::ModelChunk>* TrainingServiceImpl::DownloadModel(
@@ -321,14 +307,7 @@ grpc::ServerWriteReactor<v1::ModelChunk>* TrainingServiceImpl::DownloadModel(
 grpc::ServerUnaryReactor* TrainingServiceImpl::DeleteJob(grpc::CallbackServerContext* ctx,
                                                          const v1::DeleteJobRequest* request,
                                                          google::protobuf::Empty* /*response*/) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
-    reactor->Finish(ToGrpcStatus(auth));
-    return reactor;
-  }
-  executor_->Post(
-      [this, reactor, request] { reactor->Finish(ToGrpcStatus(manager_->Delete(request->id()))); });
-  return reactor;
+  return Unary(ctx, Where::kExecutor, [this, request] { return manager_->Delete(request->id()); });
 }
 
 }  // namespace cajal

@@ -50,6 +50,14 @@ class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
                                       google::protobuf::Empty* response) override;
 
  private:
+  // Where a unary call's work runs: inline in the reaction when it only reads memory, on the
+  // executor when it touches the store.
+  enum class Where { kInline, kExecutor };
+  // Checks the caller, then runs `call` (which fills the response and returns the status the
+  // RPC ends with) where `where` says, and finishes the call with its status.
+  template <class Call>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Where where, Call call);
+
   JobManager* manager_;
   Executor* executor_;
   const Authenticator* auth_;
