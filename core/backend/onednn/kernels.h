@@ -23,9 +23,16 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakePool2d(const Pool2dSpec& spec, const
 absl::StatusOr<std::unique_ptr<Kernel>> MakeLrn(const LrnSpec& spec, const KernelArgs& args);
 absl::StatusOr<std::unique_ptr<Kernel>> MakeBatchNorm(const BatchNormSpec& spec,
                                                       const KernelArgs& args);
-// rnn, lstm (with optional peepholes) and gru layers; see rnn.cc for the parameter mapping.
+// rnn, lstm (with optional peepholes) and gru layers: MakeLstm where LstmRuns, else
+// MakeRecurrentPrimitives.
 absl::StatusOr<std::unique_ptr<Kernel>> MakeRecurrent(const RecurrentSpec& spec,
                                                       const KernelArgs& args);
+// Every recurrent layer on oneDNN's RNN primitives; see rnn.cc for the parameter mapping.
+absl::StatusOr<std::unique_ptr<Kernel>> MakeRecurrentPrimitives(const RecurrentSpec& spec,
+                                                                const KernelArgs& args);
+// Unidirectional lstm stacks (with or without peepholes) on dnnl_sgemm; see lstm.cc.
+bool LstmRuns(const RecurrentSpec& spec);
+absl::StatusOr<std::unique_ptr<Kernel>> MakeLstm(const RecurrentSpec& spec, const KernelArgs& args);
 
 }  // namespace cajal::onednn
 

@@ -1,4 +1,5 @@
-// Recurrent layers (rnn, lstm, gru) on oneDNN's RNN primitives; backpropagation through time
+// Recurrent layers (rnn, lstm, gru) on oneDNN's RNN primitives (unidirectional lstms run on
+// lstm.cc's kernel instead); backpropagation through time
 // runs inside the primitives (one forward_training call over all T steps, one backward call).
 //
 //   src (N, T, F) -> layer 0 -> (N, T, H·D) -> ... -> layer L−1 -> (N, T, H·D)   D = 2 if bidir.
@@ -283,6 +284,11 @@ void SplitBiasGradients(const Cell& cell, int64_t h, const float* dbias, const f
 
 absl::StatusOr<std::unique_ptr<Kernel>> MakeRecurrent(const RecurrentSpec& spec,
                                                       const KernelArgs& args) {
+  return LstmRuns(spec) ? MakeLstm(spec, args) : MakeRecurrentPrimitives(spec, args);
+}
+
+absl::StatusOr<std::unique_ptr<Kernel>> MakeRecurrentPrimitives(const RecurrentSpec& spec,
+                                                                const KernelArgs& args) {
   const bool train = args.mode == Mode::kTrain;
   const Cell cell = CellOf(spec.cell);
   const bool image = args.input.size() == 3;
