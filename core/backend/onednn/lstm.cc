@@ -34,17 +34,14 @@
 namespace cajal::onednn {
 namespace {
 
-// exp, σ and tanh written so that the loops below vectorize: Cody–Waite reduction
-// x = k·ln2 + r with |r| ≤ ln2/2, a degree-7 Taylor polynomial for e^r (relative error below
-// 1e-7 there), and 2^k built in the exponent bits.
+// e^x for |x| ≤ 87 (callers clamp), written so that the loops below vectorize: Cody–Waite
+// reduction x = k·ln2 + r with |r| ≤ ln2/2, a degree-6 Taylor polynomial for e^r (relative
+// error 1.2e-7 there), and 2^k built in the exponent bits.
 inline float Exp(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
   const float k = std::floor(x * 1.44269504f + 0.5f);
   // ln2 = 355/512 − 2.12194440e-4: the first product is exact.
   const float r = x - k * 0.693359375f + k * 2.12194440e-4f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
+  float p = 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
   p = p * r + 1.0f / 24.0f;
   p = p * r + 1.0f / 6.0f;
@@ -57,35 +54,52 @@ inline float Exp(float x) {
   return p * scale;
 }
 
-inline float Sigmoid(float x) { return 1.0f / (1.0f + Exp(-x)); }
-
-// tanh(x) = (e^{2x} − 1) / (e^{2x} + 1); |x| ≥ 9 gives ±1 in float.
-inline float Tanh(float x) {
-  x = x < -9.0f ? -9.0f : x;
-  x = x > 9.0f ? 9.0f : x;
-  const float e = Exp(2.0f * x);
-  return (e - 1.0f) / (e + 1.0f);
+// x limited to [−bound, bound]; NaN stays NaN.
+inline float Clamp(float x, float bound) {
+  x = x < -bound ? -bound : x;
+  return x > bound ? bound : x;
 }
+
+// σ(±25) is 1 or 1.4e-11 and tanh(±9) is ±1 in float, so the arguments are clamped there; that
+// keeps e^{−x} ≤ 7.2e10 and e^{2x} ≤ 6.6e7, whose products below stay far from overflow.
+constexpr float kSigmoidBound = 25.0f;
+constexpr float kTanhBound = 9.0f;
 
 #define CAJAL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
 // One sample's step: pre-activations g (4H) in, gate activations out; the cell c, tanh(c) and
-// h written. bias (4H), peep (3H), c_prev (H; zeros at t = 0).
-CAJAL_CLONES void ForwardCell(int64_t units, const float* __restrict peep,
-                              const float* __restrict c_prev, float* __restrict g,
-                              float* __restrict c, float* __restrict tc, float* __restrict h) {
+// h written. peep (3H; read only with kPeephole), c_prev (H; zeros at t = 0).
+template <bool kPeephole>
+__attribute__((always_inline)) inline void ForwardCellBody(
+    int64_t units, const float* __restrict peep, const float* __restrict c_prev,
+    float* __restrict g, float* __restrict c, float* __restrict tc, float* __restrict h) {
   float* __restrict gi = g;
   float* __restrict gf = g + units;
   float* __restrict gg = g + 2 * units;
   float* __restrict go = g + 3 * units;
   for (int64_t j = 0; j < units; ++j) {
     const float cp = c_prev[j];
-    const float i = Sigmoid(gi[j] + peep[j] * cp);
-    const float f = Sigmoid(gf[j] + peep[units + j] * cp);
-    const float cand = Tanh(gg[j]);
+    const float ai = kPeephole ? gi[j] + peep[j] * cp : gi[j];
+    const float af = kPeephole ? gf[j] + peep[units + j] * cp : gf[j];
+    // σ(a) = 1 / (1 + e^{−a}) and tanh(a) = (e^{2a} − 1) / (e^{2a} + 1): i, f and g share one
+    // division, o and tanh(c) another (1/x = y·z / (x·y·z)); divisions are the loop's slowest
+    // instructions.
+    const float pi = 1.0f + Exp(-Clamp(ai, kSigmoidBound));
+    const float pf = 1.0f + Exp(-Clamp(af, kSigmoidBound));
+    const float eg = Exp(2.0f * Clamp(gg[j], kTanhBound));
+    const float pg = eg + 1.0f;
+    const float r = 1.0f / (pi * pf * pg);
+    const float i = pf * pg * r;
+    const float f = pi * pg * r;
+    const float cand = (eg - 1.0f) * pi * pf * r;
     const float cell = f * cp + i * cand;
-    const float o = Sigmoid(go[j] + peep[2 * units + j] * cell);
-    const float t = Tanh(cell);
+    const float ao = kPeephole ? go[j] + peep[2 * units + j] * cell : go[j];
+    const float po = 1.0f + Exp(-Clamp(ao, kSigmoidBound));
+    const float ec = Exp(2.0f * Clamp(cell, kTanhBound));
+    const float pc = ec + 1.0f;
+    const float s = 1.0f / (po * pc);
+    const float o = pc * s;
+    const float t = (ec - 1.0f) * po * s;
     gi[j] = i;
     gf[j] = f;
     gg[j] = cand;
@@ -98,30 +112,55 @@ CAJAL_CLONES void ForwardCell(int64_t units, const float* __restrict peep,
 
 // One sample's step backward. dh_out: the gradient arriving from above (zeros when none),
 // dh_rec: from step t + 1 through W_hh. dc: in, the cell gradient from t + 1; out, the one for
-// t − 1. Writes the pre-activation gradients dg (4H) and adds the peephole gradients to dpeep.
-CAJAL_CLONES void BackwardCell(int64_t units, const float* __restrict peep,
-                               const float* __restrict g, const float* __restrict c,
-                               const float* __restrict tc, const float* __restrict c_prev,
-                               const float* __restrict dh_out, const float* __restrict dh_rec,
-                               float* __restrict dc, float* __restrict dg,
-                               float* __restrict dpeep) {
+// t − 1. Writes the pre-activation gradients dg (4H); with kPeephole adds the peephole
+// gradients to dpeep (3H).
+template <bool kPeephole>
+__attribute__((always_inline)) inline void BackwardCellBody(
+    int64_t units, const float* __restrict peep, const float* __restrict g,
+    const float* __restrict c, const float* __restrict tc, const float* __restrict c_prev,
+    const float* __restrict dh_out, const float* __restrict dh_rec, float* __restrict dc,
+    float* __restrict dg, float* __restrict dpeep) {
   for (int64_t j = 0; j < units; ++j) {
     const float i = g[j], f = g[units + j], cand = g[2 * units + j], o = g[3 * units + j];
     const float cp = c_prev[j], t = tc[j];
     const float dh = dh_out[j] + dh_rec[j];
     const float d_o = dh * t * o * (1.0f - o);
-    const float dcell = dh * o * (1.0f - t * t) + dc[j] + d_o * peep[2 * units + j];
+    float dcell = dh * o * (1.0f - t * t) + dc[j];
+    if (kPeephole) dcell += d_o * peep[2 * units + j];
     const float d_i = dcell * cand * i * (1.0f - i);
     const float d_f = dcell * cp * f * (1.0f - f);
     const float d_g = dcell * i * (1.0f - cand * cand);
-    dc[j] = dcell * f + d_i * peep[j] + d_f * peep[units + j];
+    dc[j] = kPeephole ? dcell * f + d_i * peep[j] + d_f * peep[units + j] : dcell * f;
     dg[j] = d_i;
     dg[units + j] = d_f;
     dg[2 * units + j] = d_g;
     dg[3 * units + j] = d_o;
-    dpeep[j] += d_i * cp;
-    dpeep[units + j] += d_f * cp;
-    dpeep[2 * units + j] += d_o * c[j];
+    if (kPeephole) {
+      dpeep[j] += d_i * cp;
+      dpeep[units + j] += d_f * cp;
+      dpeep[2 * units + j] += d_o * c[j];
+    }
+  }
+}
+
+// The cells compiled for each instruction set, with and without peepholes.
+CAJAL_CLONES void ForwardCell(bool peephole, int64_t units, const float* peep, const float* c_prev,
+                              float* g, float* c, float* tc, float* h) {
+  if (peephole) {
+    ForwardCellBody<true>(units, peep, c_prev, g, c, tc, h);
+  } else {
+    ForwardCellBody<false>(units, peep, c_prev, g, c, tc, h);
+  }
+}
+
+CAJAL_CLONES void BackwardCell(bool peephole, int64_t units, const float* peep, const float* g,
+                               const float* c, const float* tc, const float* c_prev,
+                               const float* dh_out, const float* dh_rec, float* dc, float* dg,
+                               float* dpeep) {
+  if (peephole) {
+    BackwardCellBody<true>(units, peep, g, c, tc, c_prev, dh_out, dh_rec, dc, dg, dpeep);
+  } else {
+    BackwardCellBody<false>(units, peep, g, c, tc, c_prev, dh_out, dh_rec, dc, dg, dpeep);
   }
 }
 
@@ -304,9 +343,10 @@ class LstmKernel : public Kernel {
         for (int64_t n = begin; n < end; ++n) {
           const int64_t row = n * T + t;
           float* h = L.h + row * H;
-          ForwardCell(
-              H, L.peep_or_zero.data(), t > 0 ? L.cells.data() + (row - 1) * H : zeros_.data(),
-              L.gates.data() + row * G, L.cells.data() + row * H, L.tanh_cells.data() + row * H, h);
+          ForwardCell(L.peep != nullptr, H, L.peep_or_zero.data(),
+                      t > 0 ? L.cells.data() + (row - 1) * H : zeros_.data(),
+                      L.gates.data() + row * G, L.cells.data() + row * H,
+                      L.tanh_cells.data() + row * H, h);
           if (t + 1 < T) std::copy(h, h + H, xh + (row + 1) * D + L.in);
         }
       }
@@ -335,8 +375,8 @@ class LstmKernel : public Kernel {
           } else if (t == T - 1) {
             dh_out = L.dh_last + n * H;
           }
-          BackwardCell(H, L.peep_or_zero.data(), L.gates.data() + row * G, L.cells.data() + row * H,
-                       L.tanh_cells.data() + row * H,
+          BackwardCell(L.peep != nullptr, H, L.peep_or_zero.data(), L.gates.data() + row * G,
+                       L.cells.data() + row * H, L.tanh_cells.data() + row * H,
                        t > 0 ? L.cells.data() + (row - 1) * H : zeros_.data(), dh_out,
                        L.dh_rec.data() + n * H, L.dc.data() + n * H, L.dgates.data() + row * G,
                        dpeep);
