@@ -216,17 +216,25 @@ int RunSubmit(const ClientOptions& c, const SubmitOptions& s) {
   return Follow(c, stub.get(), job.id());
 }
 
-int RunGet(const ClientOptions& c, const std::string& id) {
+// GetJob and CancelJob: a request naming the job, the job it answers printed.
+template <typename Request>
+int JobCall(const ClientOptions& c, const std::string& id,
+            grpc::Status (v1::TrainingService::Stub::*method)(grpc::ClientContext*, const Request&,
+                                                              v1::Job*)) {
   auto stub = Connect(c);
-  v1::GetJobRequest req;
+  Request req;
   req.set_id(id);
   v1::Job job;
   grpc::ClientContext ctx;
   SetDeadline(&ctx, c);
-  const grpc::Status s = stub->GetJob(&ctx, req, &job);
+  const grpc::Status s = (stub.get()->*method)(&ctx, req, &job);
   if (!s.ok()) return RpcError(s);
   PrintJob(c, job);
   return kExitOk;
+}
+
+int RunGet(const ClientOptions& c, const std::string& id) {
+  return JobCall(c, id, &v1::TrainingService::Stub::GetJob);
 }
 
 int RunList(const ClientOptions& c, const std::string& state, int page_size) {
@@ -263,16 +271,7 @@ int RunWatch(const ClientOptions& c, const std::string& id) {
 }
 
 int RunCancel(const ClientOptions& c, const std::string& id) {
-  auto stub = Connect(c);
-  v1::CancelJobRequest req;
-  req.set_id(id);
-  v1::Job job;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, c);
-  const grpc::Status s = stub->CancelJob(&ctx, req, &job);
-  if (!s.ok()) return RpcError(s);
-  PrintJob(c, job);
-  return kExitOk;
+  return JobCall(c, id, &v1::TrainingService::Stub::CancelJob);
 }
 
 int RunDownload(const ClientOptions& c, const std::string& id, const std::string& out_path,

@@ -58,6 +58,23 @@ absl::Status Code(sqlite3* db, int rc, const char* what) {
   }
 }
 
+// Steps `st` to its end, parsing each row's first column as a T (`what` names the rows in
+// errors: a row that does not parse is data loss, a failed step keeps SQLite's code).
+template <typename T>
+absl::StatusOr<std::vector<T>> ReadRows(sqlite3* db, sqlite3_stmt* st, const char* what) {
+  std::vector<T> rows;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    T row;
+    if (!row.ParseFromArray(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0))) {
+      return absl::DataLossError(absl::StrCat("store: a row of ", what, " does not parse"));
+    }
+    rows.push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) return Code(db, rc, absl::StrCat("scan ", what).c_str());
+  return rows;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
@@ -194,17 +211,7 @@ absl::StatusOr<std::vector<v1::Job>> Store::LoadJobs() {
       SQLITE_OK) {
     return Error("prepare job scan");
   }
-  std::vector<v1::Job> jobs;
-  int rc;
-  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
-    v1::Job job;
-    if (!job.ParseFromArray(sqlite3_column_blob(st.s, 0), sqlite3_column_bytes(st.s, 0))) {
-      return absl::DataLossError("store: a job row does not parse");
-    }
-    jobs.push_back(std::move(job));
-  }
-  if (rc != SQLITE_DONE) return Error("scan jobs");
-  return jobs;
+  return ReadRows<v1::Job>(db_, st.s, "jobs");
 }
 
 absl::StatusOr<std::vector<v1::JobEvent>> Store::LoadEvents(const std::string& job_id,
@@ -218,17 +225,7 @@ absl::StatusOr<std::vector<v1::JobEvent>> Store::LoadEvents(const std::string& j
   }
   sqlite3_bind_text(st.s, 1, job_id.data(), static_cast<int>(job_id.size()), SQLITE_TRANSIENT);
   sqlite3_bind_int64(st.s, 2, from);
-  std::vector<v1::JobEvent> events;
-  int rc;
-  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
-    v1::JobEvent e;
-    if (!e.ParseFromArray(sqlite3_column_blob(st.s, 0), sqlite3_column_bytes(st.s, 0))) {
-      return absl::DataLossError("store: an event row does not parse");
-    }
-    events.push_back(std::move(e));
-  }
-  if (rc != SQLITE_DONE) return Error("scan events");
-  return events;
+  return ReadRows<v1::JobEvent>(db_, st.s, "events");
 }
 
 absl::Status Store::DeleteJob(const std::string& job_id) {
