@@ -17,17 +17,8 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-RecurrentSpec Spec(RecurrentCell cell, int units, int layers = 1, bool bidirectional = false,
-                   bool return_sequences = false, bool peephole = false) {
-  RecurrentSpec s;
-  s.cell = cell;
-  s.units = units;
-  s.layers = layers;
-  s.bidirectional = bidirectional;
-  s.return_sequences = return_sequences;
-  s.peephole = peephole;
-  return s;
-}
+// Recurrent layers are written RecurrentSpec{cell, units, layers, bidirectional,
+// return_sequences, peephole}, trailing fields defaulted.
 
 Shape ShapeOut(const LayerSpec& layer, const Shape& input) {
   absl::StatusOr<std::vector<Shape>> shapes = InferShapes({layer}, input);
@@ -37,22 +28,24 @@ Shape ShapeOut(const LayerSpec& layer, const Shape& input) {
 
 TEST(RnnShapesTest, ImagesAreReadRowByRow) {
   // (1, 28, 28): 28 steps of 28 features; (3, 8, 5): 8 steps of 15.
-  EXPECT_EQ(ShapeOut(Spec(RecurrentCell::kLstm, 128), {1, 28, 28}), (Shape{128}));
-  EXPECT_EQ(ShapeOut(Spec(RecurrentCell::kLstm, 128, 1, false, true), {1, 28, 28}),
+  EXPECT_EQ(ShapeOut(RecurrentSpec{RecurrentCell::kLstm, 128}, {1, 28, 28}), (Shape{128}));
+  EXPECT_EQ(ShapeOut(RecurrentSpec{RecurrentCell::kLstm, 128, 1, false, true}, {1, 28, 28}),
             (Shape{28, 128}));
-  EXPECT_EQ(ShapeOut(Spec(RecurrentCell::kGru, 7, 1, false, true), {3, 8, 5}), (Shape{8, 7}));
+  EXPECT_EQ(ShapeOut(RecurrentSpec{RecurrentCell::kGru, 7, 1, false, true}, {3, 8, 5}),
+            (Shape{8, 7}));
 }
 
 TEST(RnnShapesTest, SequencesAndDirections) {
-  EXPECT_EQ(ShapeOut(Spec(RecurrentCell::kRnnTanh, 16), {50, 2}), (Shape{16}));
-  EXPECT_EQ(ShapeOut(Spec(RecurrentCell::kLstm, 16, 3, true), {50, 2}), (Shape{32}));
-  EXPECT_EQ(ShapeOut(Spec(RecurrentCell::kGru, 16, 2, true, true), {50, 2}), (Shape{50, 32}));
+  EXPECT_EQ(ShapeOut(RecurrentSpec{RecurrentCell::kRnnTanh, 16}, {50, 2}), (Shape{16}));
+  EXPECT_EQ(ShapeOut(RecurrentSpec{RecurrentCell::kLstm, 16, 3, true}, {50, 2}), (Shape{32}));
+  EXPECT_EQ(ShapeOut(RecurrentSpec{RecurrentCell::kGru, 16, 2, true, true}, {50, 2}),
+            (Shape{50, 32}));
 }
 
 TEST(RnnShapesTest, ParametersFollowPytorch) {
   // Two bidirectional peephole lstm layers of 4 units over (T, F) = (6, 3).
   std::vector<ParamDecl> decls;
-  const RecurrentSpec spec = Spec(RecurrentCell::kLstm, 4, 2, true, false, true);
+  const RecurrentSpec spec{RecurrentCell::kLstm, 4, 2, true, false, true};
   DeclareParams(spec, 2, {6, 3}, {8}, &decls);
   std::vector<std::string> names;
   for (const ParamDecl& d : decls) names.push_back(d.name);
@@ -74,12 +67,12 @@ TEST(RnnShapesTest, ParametersFollowPytorch) {
   EXPECT_EQ(decls[2].role, ParamRole::kBias);
 
   decls.clear();
-  DeclareParams(Spec(RecurrentCell::kGru, 5), 0, {1, 28, 28}, {5}, &decls);
+  DeclareParams(RecurrentSpec{RecurrentCell::kGru, 5}, 0, {1, 28, 28}, {5}, &decls);
   ASSERT_EQ(decls.size(), 4u);
   EXPECT_EQ(decls[0].name, "layers.0.gru.weight_ih_l0");
   EXPECT_EQ(decls[0].shape, (Shape{15, 28}));
   decls.clear();
-  DeclareParams(Spec(RecurrentCell::kRnnRelu, 5), 0, {2, 4, 3}, {5}, &decls);
+  DeclareParams(RecurrentSpec{RecurrentCell::kRnnRelu, 5}, 0, {2, 4, 3}, {5}, &decls);
   ASSERT_EQ(decls.size(), 4u);
   EXPECT_EQ(decls[0].name, "layers.0.rnn.weight_ih_l0");
   EXPECT_EQ(decls[0].shape, (Shape{5, 6}));  // C·W = 6 features per row
@@ -111,40 +104,41 @@ INSTANTIATE_TEST_SUITE_P(
     Errors, RnnValidationTest,
     ::testing::Values(
         BadCase{"flat_input",
-                {Spec(RecurrentCell::kLstm, 8)},
+                {RecurrentSpec{RecurrentCell::kLstm, 8}},
                 {784},
                 "model.layers.0 (lstm): needs a sequence (T, F) or an image (C, H, W) read row "
                 "by row, got flat features (input shape (784,))"},
         BadCase{"after_dense",
-                {DenseSpec{10}, Spec(RecurrentCell::kGru, 8)},
+                {DenseSpec{10}, RecurrentSpec{RecurrentCell::kGru, 8}},
                 {28, 28},
                 "model.layers.1 (gru): needs a sequence (T, F) or an image (C, H, W) read row by "
                 "row, got flat features (input shape (10,))"},
         BadCase{"last_step_into_rnn",
-                {Spec(RecurrentCell::kLstm, 8), Spec(RecurrentCell::kLstm, 8)},
+                {RecurrentSpec{RecurrentCell::kLstm, 8}, RecurrentSpec{RecurrentCell::kLstm, 8}},
                 {5, 3},
                 "model.layers.1 (lstm): needs a sequence (T, F) or an image (C, H, W) read row by "
                 "row, got flat features (input shape (8,))"},
         BadCase{"peephole_gru",
-                {Spec(RecurrentCell::kGru, 8, 1, false, false, true)},
+                {RecurrentSpec{RecurrentCell::kGru, 8, 1, false, false, true}},
                 {5, 3},
                 "model.layers.0 (gru): peephole connections exist only in lstm layers (input "
                 "shape (5, 3))"},
         BadCase{"zero_units",
-                {Spec(RecurrentCell::kRnnTanh, 0)},
+                {RecurrentSpec{RecurrentCell::kRnnTanh, 0}},
                 {5, 3},
                 "model.layers.0 (rnn): units must be > 0, got 0 (input shape (5, 3))"},
         BadCase{"zero_layers",
-                {Spec(RecurrentCell::kLstm, 4, 0)},
+                {RecurrentSpec{RecurrentCell::kLstm, 4, 0}},
                 {5, 3},
                 "model.layers.0 (lstm): layers must be > 0, got 0 (input shape (5, 3))"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.name; });
 
 // return_sequences feeds a second recurrent layer, whose last step feeds a dense layer.
 TEST(RnnShapesTest, StackedLayersCompile) {
-  absl::StatusOr<std::unique_ptr<Network>> net = Network::Create(
-      {Spec(RecurrentCell::kLstm, 6, 1, true, true), Spec(RecurrentCell::kGru, 5), DenseSpec{3}},
-      {1, 7, 4}, CpuBackend());
+  absl::StatusOr<std::unique_ptr<Network>> net =
+      Network::Create({RecurrentSpec{RecurrentCell::kLstm, 6, 1, true, true},
+                       RecurrentSpec{RecurrentCell::kGru, 5}, DenseSpec{3}},
+                      {1, 7, 4}, CpuBackend());
   ASSERT_TRUE(net.ok()) << net.status();
   EXPECT_THAT((*net)->shapes(), ElementsAre(Shape{1, 7, 4}, Shape{7, 12}, Shape{5}, Shape{3}));
   EXPECT_TRUE((*net)->GetPlan(4, Mode::kTrain).ok());
@@ -182,7 +176,7 @@ TEST(RnnPresetTest, OneLayerOf128ThenClasses) {
 // the mean (the target's variance is 1/6 ≈ 0.167; this run reaches ~6e-4 in 6 epochs).
 TEST(RnnJobTest, LstmTrainsOnTheAddingProblem) {
   JobConfig c;
-  c.layers = {Spec(RecurrentCell::kLstm, 16), DenseSpec{1}};
+  c.layers = {RecurrentSpec{RecurrentCell::kLstm, 16}, DenseSpec{1}};
   c.train.kind = DataSourceConfig::Kind::kBuiltin;
   c.train.builtin = "adding";
   c.train.builtin_options.sequence_length = 10;
