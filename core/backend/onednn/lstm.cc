@@ -18,8 +18,8 @@
 //   backward  per t, from T−1: dh = dh_out[:, t] + dG[:, t+1] · W_hh, then the gate gradients
 //             dG[:, t]; afterwards [dW_ih | dW_hh | db]ᵀ = xhᵀ · dG and dx = dG · W_ih.
 // Gates i, f, g, o are in PyTorch's order and layout (the ParamStore's); db_ih = db_hh = db.
-// Peepholes (3, H) rows i, f, o, as oneDNN defines them (o sees c_t); without peepholes p is a
-// zero vector. The states start at zero.
+// Peepholes (3, H) rows i, f, o, as oneDNN defines them (o sees c_t); the cells are compiled
+// with and without them. The states start at zero.
 #include <omp.h>
 
 #include <algorithm>
@@ -173,12 +173,11 @@ void Gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int
 
 struct Layer {
   int64_t in = 0;
-  int64_t d = 0;             // width of xh and W: in + H + 1, padded
-  const float* x = nullptr;  // (N, T, in)
-  const float *w_ih, *w_hh, *b_ih, *b_hh, *peep;
-  float *dw_ih, *dw_hh, *db_ih, *db_hh, *dpeep;  // dpeep null without peepholes
+  int64_t d = 0;                                  // width of xh and W: in + H + 1, padded
+  const float* x = nullptr;                       // (N, T, in)
+  const float *w_ih, *w_hh, *b_ih, *b_hh, *peep;  // peep null without peepholes
+  float *dw_ih, *dw_hh, *db_ih, *db_hh, *dpeep;   // dpeep null without peepholes
   AlignedBuffer w;                         // (4H, D): [W_ih | W_hh | b_ih + b_hh], D = in + H + 1
-  AlignedBuffer peep_or_zero;              // 3H
   AlignedBuffer gates, cells, tanh_cells;  // (N, T, 4H), (N, T, H), (N, T, H)
   AlignedBuffer xh;                        // (N, T, D): xh[:, t] = [x[:, t], h[:, t − 1], 1]
   float* h = nullptr;                      // (N, T, H)
@@ -198,14 +197,14 @@ class LstmKernel : public Kernel {
  public:
   LstmKernel(const RecurrentSpec& spec, const KernelArgs& args) : args_(args) {
     n_ = args.batch;
-    image_ = args.input.size() == 3;
-    channels_ = image_ ? args.input[0] : 1;
-    t_ = image_ ? args.input[1] : args.input[0];
-    features_ = image_ ? args.input[0] * args.input[2] : args.input[1];
+    const bool image = args.input.size() == 3;
+    channels_ = image ? args.input[0] : 1;
+    t_ = image ? args.input[1] : args.input[0];
+    features_ = image ? args.input[0] * args.input[2] : args.input[1];
     units_ = spec.units;
     return_sequences_ = spec.return_sequences;
     train_ = args.mode == Mode::kTrain;
-    zeros_ = AlignedBuffer(static_cast<size_t>(std::max(units_, features_)));
+    zeros_ = AlignedBuffer(static_cast<size_t>(units_));
     const int64_t rows = n_ * t_;
     const float* x = args.src;
     if (channels_ > 1) {
@@ -232,7 +231,6 @@ class LstmKernel : public Kernel {
       const int64_t d = (L.in + units_ + 1 + 15) / 16 * 16;
       L.d = d;
       L.w = AlignedBuffer(static_cast<size_t>(4 * units_ * d));
-      L.peep_or_zero = AlignedBuffer(static_cast<size_t>(3 * units_));
       L.gates = AlignedBuffer(static_cast<size_t>(rows * 4 * units_));
       L.cells = AlignedBuffer(static_cast<size_t>(rows * units_));
       L.tanh_cells = AlignedBuffer(static_cast<size_t>(rows * units_));
@@ -265,10 +263,8 @@ class LstmKernel : public Kernel {
       } else {
         below_grads_.emplace_back(static_cast<size_t>(rows * units_));
         L.dh_seq = below_grads_.back().data();
+        layers_[l + 1].dx = below_grads_.back().data();
       }
-    }
-    for (size_t l = 1; l < layers_.size(); ++l) {
-      layers_[l].dx = const_cast<float*>(layers_[l - 1].dh_seq);
     }
     layers_[0].dx = channels_ > 1 ? transposed_diff_.data() : args.diff_src;
     if (args.diff_src == nullptr) layers_[0].dx = nullptr;
@@ -327,7 +323,6 @@ class LstmKernel : public Kernel {
       std::copy(L.w_hh + g * H, L.w_hh + (g + 1) * H, w + g * D + L.in);
       w[g * D + L.in + H] = L.b_ih[g] + L.b_hh[g];
     }
-    if (L.peep != nullptr) std::copy(L.peep, L.peep + 3 * H, L.peep_or_zero.data());
     const int blocks = Blocks();
 #pragma omp parallel num_threads(blocks)
     {
@@ -343,10 +338,9 @@ class LstmKernel : public Kernel {
         for (int64_t n = begin; n < end; ++n) {
           const int64_t row = n * T + t;
           float* h = L.h + row * H;
-          ForwardCell(L.peep != nullptr, H, L.peep_or_zero.data(),
-                      t > 0 ? L.cells.data() + (row - 1) * H : zeros_.data(),
-                      L.gates.data() + row * G, L.cells.data() + row * H,
-                      L.tanh_cells.data() + row * H, h);
+          ForwardCell(
+              L.peep != nullptr, H, L.peep, t > 0 ? L.cells.data() + (row - 1) * H : zeros_.data(),
+              L.gates.data() + row * G, L.cells.data() + row * H, L.tanh_cells.data() + row * H, h);
           if (t + 1 < T) std::copy(h, h + H, xh + (row + 1) * D + L.in);
         }
       }
@@ -375,7 +369,7 @@ class LstmKernel : public Kernel {
           } else if (t == T - 1) {
             dh_out = L.dh_last + n * H;
           }
-          BackwardCell(L.peep != nullptr, H, L.peep_or_zero.data(), L.gates.data() + row * G,
+          BackwardCell(L.peep != nullptr, H, L.peep, L.gates.data() + row * G,
                        L.cells.data() + row * H, L.tanh_cells.data() + row * H,
                        t > 0 ? L.cells.data() + (row - 1) * H : zeros_.data(), dh_out,
                        L.dh_rec.data() + n * H, L.dc.data() + n * H, L.dgates.data() + row * G,
@@ -415,7 +409,7 @@ class LstmKernel : public Kernel {
 
   KernelArgs args_;
   int64_t n_ = 0, t_ = 0, features_ = 0, units_ = 0, channels_ = 1;
-  bool image_ = false, return_sequences_ = false, train_ = false;
+  bool return_sequences_ = false, train_ = false;
   AlignedBuffer zeros_;
   AlignedBuffer transposed_, transposed_diff_;
   std::vector<Layer> layers_;
