@@ -3,11 +3,7 @@
 # crash loop over one data dir, then SIGTERM with a running job, a second SIGTERM, and the grace
 # running out. CAJAL_TEST_SEED fixes the random kill moments; CAJAL_CRASH_ROUNDS the rounds.
 set -euo pipefail
-build=${1:-build}
-build=$(cd "$build" && pwd)
-root=$(pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-bash "$root/tests/tools/grpc_stubs.sh" "$work/stubs"
+# shellcheck source=tests/tools/python_test_env.sh
+source tests/tools/python_test_env.sh
 /usr/bin/python3 "$root/tests/integration/durability_test.py" "$work/stubs" "$build" "$work" \
   "${CAJAL_CRASH_ROUNDS:-7}"

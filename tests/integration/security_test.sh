@@ -3,12 +3,8 @@
 # with certificates made here by openssl: a CA, a server certificate for localhost/127.0.0.1,
 # a client certificate, and a second CA with its own client certificate that must be refused.
 set -euo pipefail
-build=${1:-build}
-build=$(cd "$build" && pwd)
-root=$(pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-bash "$root/tests/tools/grpc_stubs.sh" "$work/stubs"
+# shellcheck source=tests/tools/python_test_env.sh
+source tests/tools/python_test_env.sh
 
 pki=$work/pki
 mkdir -p "$pki"

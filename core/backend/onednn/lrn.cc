@@ -30,12 +30,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeLrn(const LrnSpec& spec, const Kerne
         Engine());
     const memory src = Wrap(md, args.src);
     Step fwd{dnnl::lrn_forward(fwd_pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, Wrap(md, args.dst)}}};
-    memory workspace;
-    if (train && fwd_pd.workspace_desc().get_size() > 0) {
-      workspace = memory(fwd_pd.workspace_desc(), Engine());
-      kernel->owned.push_back(workspace);
-      fwd.args[DNNL_ARG_WORKSPACE] = workspace;
-    }
+    const memory workspace = AddWorkspace(fwd_pd, train, kernel.get(), &fwd);
     kernel->forward.push_back(std::move(fwd));
     if (!train || args.diff_src == nullptr) return kernel;
 

@@ -43,4 +43,13 @@ void PrimitiveKernel::Backward() {
   stream_.wait();
 }
 
+dnnl::memory AddWorkspace(const dnnl::primitive_desc_base& fwd_pd, bool train,
+                          PrimitiveKernel* kernel, Step* fwd) {
+  if (!train || fwd_pd.workspace_desc().get_size() == 0) return dnnl::memory();
+  dnnl::memory workspace(fwd_pd.workspace_desc(), Engine());
+  kernel->owned.push_back(workspace);
+  fwd->args[DNNL_ARG_WORKSPACE] = workspace;
+  return workspace;
+}
+
 }  // namespace cajal::onednn

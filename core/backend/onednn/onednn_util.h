@@ -50,6 +50,12 @@ class PrimitiveKernel : public Kernel {
   dnnl::stream stream_;
 };
 
+// In training, a forward primitive that keeps a workspace for its backward (max pooling's arg
+// max, LRN's scales) gets one, owned by `kernel` and bound to `fwd`; returns it, or an empty
+// memory when there is none.
+dnnl::memory AddWorkspace(const dnnl::primitive_desc_base& fwd_pd, bool train,
+                          PrimitiveKernel* kernel, Step* fwd);
+
 }  // namespace cajal::onednn
 
 #endif  // CAJAL_CORE_BACKEND_ONEDNN_ONEDNN_UTIL_H_

@@ -81,12 +81,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakePool2d(const Pool2dSpec& spec, const
     }
     Step fwd{dnnl::pooling_forward(fwd_pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}};
     // Max pooling in training keeps the arg max of every window for backward.
-    memory workspace;
-    if (train && fwd_pd.workspace_desc().get_size() > 0) {
-      workspace = memory(fwd_pd.workspace_desc(), Engine());
-      kernel->owned.push_back(workspace);
-      fwd.args[DNNL_ARG_WORKSPACE] = workspace;
-    }
+    const memory workspace = AddWorkspace(fwd_pd, train, kernel.get(), &fwd);
     kernel->forward.push_back(std::move(fwd));
     if (staged) PushReorder(dst, user_dst, &kernel->forward);
     if (!train || args.diff_src == nullptr) return kernel;
