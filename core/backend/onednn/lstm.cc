@@ -187,7 +187,7 @@ struct Layer {
   AlignedBuffer dw_t;              // (D, 4H)
   AlignedBuffer dh_rec;            // (N, H)
   AlignedBuffer dc;                // (N, H)
-  AlignedBuffer dpeep_part;        // (blocks, 3H)
+  AlignedBuffer dpeep_part;        // (blocks, 3H); peepholes only
   const float* dh_seq = nullptr;   // (N, T, H) gradient of h, or
   const float* dh_last = nullptr;  // (N, H) gradient of h[:, T − 1] only
   float* dx = nullptr;             // (N, T, in) input gradient; null: not wanted
@@ -252,7 +252,7 @@ class LstmKernel : public Kernel {
       L.dw_t = AlignedBuffer(static_cast<size_t>(d * 4 * units_));
       L.dh_rec = AlignedBuffer(static_cast<size_t>(n_ * units_));
       L.dc = AlignedBuffer(static_cast<size_t>(n_ * units_));
-      L.dpeep_part = AlignedBuffer(static_cast<size_t>(n_ * 3 * units_));
+      if (spec.peephole) L.dpeep_part = AlignedBuffer(static_cast<size_t>(n_ * 3 * units_));
     }
     if (!train_) return;
     // Gradients flowing down: the top layer's from the caller, layer l − 1's from layer l.
@@ -352,12 +352,12 @@ class LstmKernel : public Kernel {
     const float* w = L.w.data();
     const int blocks = Blocks();
     // One partial peephole gradient per block, summed in block order afterwards.
-    L.dpeep_part.Zero();
+    if (L.peep != nullptr) L.dpeep_part.Zero();
 #pragma omp parallel num_threads(blocks)
     {
       const int team = omp_get_num_threads(), k = omp_get_thread_num();
       const int64_t begin = BlockBegin(k, team), end = BlockBegin(k + 1, team);
-      float* dpeep = L.dpeep_part.data() + k * 3 * H;
+      float* dpeep = L.peep != nullptr ? L.dpeep_part.data() + k * 3 * H : nullptr;
       std::fill(L.dh_rec.data() + begin * H, L.dh_rec.data() + end * H, 0.0f);
       std::fill(L.dc.data() + begin * H, L.dc.data() + end * H, 0.0f);
       for (int64_t t = T - 1; t >= 0; --t) {
