@@ -152,7 +152,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"stacked_peephole_last", 4, 2, false, true, {5, 3}, 7},
                       Case{"image_two_channels", 6, 1, false, false, {2, 5, 3}, 4},
                       Case{"one_sample", 8, 1, false, false, {9, 2}, 1},
-                      Case{"wide", 40, 1, false, false, {12, 28}, 9}),
+                      Case{"wide", 40, 1, false, false, {12, 28}, 9},
+                      // Blocks of 37, 18/19 and 12/12/13 samples: every column path of the
+                      // GEMM tiles (16, 8, one by one) and of the cells (chunks of 32, the rest).
+                      Case{"batch_37", 7, 1, false, false, {4, 5}, 37},
+                      Case{"batch_70_stacked_peephole", 9, 2, true, true, {3, 6}, 70}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 // Only unidirectional lstms run on lstm.cc; the rest keep oneDNN's primitives.

@@ -1,22 +1,27 @@
-// The lstm layer of our own, for unidirectional stacks (with or without peepholes), on
-// dnnl_sgemm and vectorized loops. Bidirectional lstms, rnns and grus run on oneDNN's RNN
-// primitives (rnn.cc); the two paths compute the same function (tests/unit/lstm_kernel_test.cc).
+// The lstm layer of our own, for unidirectional stacks (with or without peepholes), on a small
+// GEMM kernel of our own, dnnl_sgemm and vectorized cells. Bidirectional lstms, rnns and grus run
+// on oneDNN's RNN primitives (rnn.cc); the two paths compute the same function
+// (tests/unit/lstm_kernel_test.cc).
 //
 // Why: oneDNN 2.6's LSTM primitive is a reference implementation on AVX2 machines and gains
 // little from a second thread. Here the threads never wait on each other inside the
 // recurrence: the batch is cut into one contiguous block of samples per thread, and each thread
-// runs the whole recurrence (forward, then backward) of its block with single-threaded GEMMs.
-// The weight gradients and the input gradient, which are not sequential, run afterwards as
-// GEMMs over all N·T rows on every thread.
+// runs the whole recurrence (forward, then backward) of its block on one core. The weight
+// gradients and the input gradient, which are not sequential, run afterwards as GEMMs over all
+// N·T samples-steps on every thread.
 //
-// Per layer, with x (N, T, in), h (N, T, H), everything row-major and batch-major, the input,
-// the previous output and a constant 1 side by side in xh[:, t] = [x[:, t], h[:, t−1], 1]
-// (width D = in + H + 1) and the weights beside each other in W = [W_ih | W_hh | b_ih + b_hh]:
-//   forward   per t:  G = xh[:, t] · Wᵀ                        (per block: one GEMM per step)
+// Layout: feature-major. Every per-step quantity is a matrix with one row per feature (unit,
+// gate, input) and one column per (sample, step); block k (samples [b_k, b_k+1)) owns columns
+// [b_k·T, b_k+1·T), step t of it the nb = b_k+1 − b_k columns from b_k·T + t·nb. So a step of
+// a block is a (rows × nb) slice with the row stride ld of the whole matrix, and the products
+// of a step put the weights on the left (M = 4H or H rows, packed once per training step) and
+// the block's columns on the right; the cells run along the columns.
+//   xh  (in + H + 1, ld): rows [x_t; h_{t−1}; 1]      W = [W_ih | W_hh | b_ih + b_hh]  (4H, in+H+1)
+//   forward   per t:  G = W · xh[:, t]
 //                     i = σ(G_i + p_i ⊙ c_{t−1})   f = σ(G_f + p_f ⊙ c_{t−1})   g = tanh(G_g)
 //                     c_t = f ⊙ c_{t−1} + i ⊙ g    o = σ(G_o + p_o ⊙ c_t)      h_t = o ⊙ tanh(c_t)
-//   backward  per t, from T−1: dh = dh_out[:, t] + dG[:, t+1] · W_hh, then the gate gradients
-//             dG[:, t]; afterwards [dW_ih | dW_hh | db]ᵀ = xhᵀ · dG and dx = dG · W_ih.
+//   backward  per t, from T−1: dh = dh_out[:, t] + W_hhᵀ · dG[:, t+1], then the gate gradients
+//             dG[:, t]; afterwards [dW_ih | dW_hh | db] = dG · xhᵀ and dx = W_ihᵀ · dG.
 // Gates i, f, g, o are in PyTorch's order and layout (the ParamStore's); db_ih = db_hh = db.
 // Peepholes (3, H) rows i, f, o, as oneDNN defines them (o sees c_t); the cells are compiled
 // with and without them. The states start at zero.
@@ -67,130 +72,293 @@ constexpr float kTanhBound = 9.0f;
 
 #define CAJAL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
-// One sample's step: pre-activations g (4H) in, gate activations out; the cell c, tanh(c) and
-// h written. peep (3H; read only with kPeephole), c_prev (H; zeros at t = 0).
-template <bool kPeephole>
-__attribute__((always_inline)) inline void ForwardCellBody(
-    int64_t units, const float* __restrict peep, const float* __restrict c_prev,
-    float* __restrict g, float* __restrict c, float* __restrict tc, float* __restrict h) {
-  float* __restrict gi = g;
-  float* __restrict gf = g + units;
-  float* __restrict gg = g + 2 * units;
-  float* __restrict go = g + 3 * units;
-  for (int64_t j = 0; j < units; ++j) {
-    const float cp = c_prev[j];
-    const float ai = kPeephole ? gi[j] + peep[j] * cp : gi[j];
-    const float af = kPeephole ? gf[j] + peep[units + j] * cp : gf[j];
-    // σ(a) = 1 / (1 + e^{−a}) and tanh(a) = (e^{2a} − 1) / (e^{2a} + 1): i, f and g share one
-    // division, o and tanh(c) another (1/x = y·z / (x·y·z)); divisions are the loop's slowest
-    // instructions.
-    const float pi = 1.0f + Exp(-Clamp(ai, kSigmoidBound));
-    const float pf = 1.0f + Exp(-Clamp(af, kSigmoidBound));
-    const float eg = Exp(2.0f * Clamp(gg[j], kTanhBound));
-    const float pg = eg + 1.0f;
-    const float r = 1.0f / (pi * pf * pg);
-    const float i = pf * pg * r;
-    const float f = pi * pg * r;
-    const float cand = (eg - 1.0f) * pi * pf * r;
-    const float cell = f * cp + i * cand;
-    const float ao = kPeephole ? go[j] + peep[2 * units + j] * cell : go[j];
-    const float po = 1.0f + Exp(-Clamp(ao, kSigmoidBound));
-    const float ec = Exp(2.0f * Clamp(cell, kTanhBound));
-    const float pc = ec + 1.0f;
-    const float s = 1.0f / (po * pc);
-    const float o = pc * s;
-    const float t = (ec - 1.0f) * po * s;
-    gi[j] = i;
-    gf[j] = f;
-    gg[j] = cand;
-    go[j] = o;
-    c[j] = cell;
-    tc[j] = t;
-    h[j] = o * t;
-  }
-}
+// ---- The products of a step: C (m × n) = A (m × k) · B (k × n), A packed. ----
+//
+// A (the weights) is packed once per training step into panels of kPanel rows: panel p holds
+// element (p·kPanel + i, q) at p·kPanel·k + q·kPanel + i, rows past m as zeros. B and C are
+// row-major slices (a step's columns). Per panel, the columns go in 16- and 8-wide tiles whose
+// kPanel × 16 sums stay in vector registers over the whole k (12 of the 16 AVX2 registers, one
+// broadcast A element times two B vectors per row and q); the last n % 8 columns one by one.
+constexpr int64_t kPanel = 6;
 
-// One sample's step backward. dh_out: the gradient arriving from above (zeros when none),
-// dh_rec: from step t + 1 through W_hh. dc: in, the cell gradient from t + 1; out, the one for
-// t − 1. Writes the pre-activation gradients dg (4H); with kPeephole adds the peephole
-// gradients to dpeep (3H).
-template <bool kPeephole>
-__attribute__((always_inline)) inline void BackwardCellBody(
-    int64_t units, const float* __restrict peep, const float* __restrict g,
-    const float* __restrict c, const float* __restrict tc, const float* __restrict c_prev,
-    const float* __restrict dh_out, const float* __restrict dh_rec, float* __restrict dc,
-    float* __restrict dg, float* __restrict dpeep) {
-  for (int64_t j = 0; j < units; ++j) {
-    const float i = g[j], f = g[units + j], cand = g[2 * units + j], o = g[3 * units + j];
-    const float cp = c_prev[j], t = tc[j];
-    const float dh = dh_out[j] + dh_rec[j];
-    const float d_o = dh * t * o * (1.0f - o);
-    float dcell = dh * o * (1.0f - t * t) + dc[j];
-    if (kPeephole) dcell += d_o * peep[2 * units + j];
-    const float d_i = dcell * cand * i * (1.0f - i);
-    const float d_f = dcell * cp * f * (1.0f - f);
-    const float d_g = dcell * i * (1.0f - cand * cand);
-    dc[j] = kPeephole ? dcell * f + d_i * peep[j] + d_f * peep[units + j] : dcell * f;
-    dg[j] = d_i;
-    dg[units + j] = d_f;
-    dg[2 * units + j] = d_g;
-    dg[3 * units + j] = d_o;
-    if (kPeephole) {
-      dpeep[j] += d_i * cp;
-      dpeep[units + j] += d_f * cp;
-      dpeep[2 * units + j] += d_o * c[j];
+typedef float Vec8 __attribute__((vector_size(32)));
+// The same, at any float's address (unaligned loads and stores).
+typedef float Vec8Unaligned __attribute__((vector_size(32), aligned(4), may_alias));
+
+int64_t Panels(int64_t m) { return (m + kPanel - 1) / kPanel; }
+
+// Packs panel p of the m × k matrix whose element (i, q) is at(i, q).
+template <typename At>
+void PackPanel(int64_t p, int64_t m, int64_t k, const At& at, float* packed) {
+  float* out = packed + p * kPanel * k;
+  for (int64_t q = 0; q < k; ++q) {
+    for (int64_t i = 0; i < kPanel; ++i) {
+      const int64_t row = p * kPanel + i;
+      out[q * kPanel + i] = row < m ? at(row, q) : 0.0f;
     }
   }
 }
 
-// The cells compiled for each instruction set, with and without peepholes.
-CAJAL_CLONES void ForwardCell(bool peephole, int64_t units, const float* peep, const float* c_prev,
-                              float* g, float* c, float* tc, float* h) {
-  if (peephole) {
-    ForwardCellBody<true>(units, peep, c_prev, g, c, tc, h);
-  } else {
-    ForwardCellBody<false>(units, peep, c_prev, g, c, tc, h);
+template <int kVecs>
+__attribute__((always_inline)) inline void PanelTile(int64_t rows, int64_t k,
+                                                     const float* __restrict a,
+                                                     const float* __restrict b, int64_t ldb,
+                                                     float* __restrict c, int64_t ldc) {
+  // Loads and stores through typed pointers, never the sums' addresses: they stay in registers.
+  Vec8 sum[kPanel][kVecs];
+  for (int i = 0; i < kPanel; ++i) {
+    for (int v = 0; v < kVecs; ++v) sum[i][v] = Vec8{};
+  }
+  for (int64_t q = 0; q < k; ++q) {
+    Vec8 bq[kVecs];
+    for (int v = 0; v < kVecs; ++v) {
+      bq[v] = *reinterpret_cast<const Vec8Unaligned*>(b + q * ldb + 8 * v);
+    }
+    for (int i = 0; i < kPanel; ++i) {
+      for (int v = 0; v < kVecs; ++v) sum[i][v] += bq[v] * a[q * kPanel + i];
+    }
+  }
+  for (int i = 0; i < kPanel; ++i) {
+    if (i >= rows) break;
+    for (int v = 0; v < kVecs; ++v)
+      *reinterpret_cast<Vec8Unaligned*>(c + i * ldc + 8 * v) = sum[i][v];
   }
 }
 
-CAJAL_CLONES void BackwardCell(bool peephole, int64_t units, const float* peep, const float* g,
-                               const float* c, const float* tc, const float* c_prev,
-                               const float* dh_out, const float* dh_rec, float* dc, float* dg,
-                               float* dpeep) {
-  if (peephole) {
-    BackwardCellBody<true>(units, peep, g, c, tc, c_prev, dh_out, dh_rec, dc, dg, dpeep);
-  } else {
-    BackwardCellBody<false>(units, peep, g, c, tc, c_prev, dh_out, dh_rec, dc, dg, dpeep);
+CAJAL_CLONES void PackedGemm(int64_t m, int64_t n, int64_t k, const float* packed, const float* b,
+                             int64_t ldb, float* c, int64_t ldc) {
+  for (int64_t p = 0; p < Panels(m); ++p) {
+    const float* a = packed + p * kPanel * k;
+    const int64_t rows = std::min(kPanel, m - p * kPanel);
+    float* cp = c + p * kPanel * ldc;
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) PanelTile<2>(rows, k, a, b + j, ldb, cp + j, ldc);
+    for (; j + 8 <= n; j += 8) PanelTile<1>(rows, k, a, b + j, ldb, cp + j, ldc);
+    for (; j < n; ++j) {
+      for (int64_t i = 0; i < rows; ++i) {
+        float sum = 0.0f;
+        for (int64_t q = 0; q < k; ++q) sum += a[q * kPanel + i] * b[q * ldb + j];
+        cp[i * ldc + j] = sum;
+      }
+    }
   }
 }
 
-// Row-major C = op(A) · op(B) (+ C when beta = 1), single- or multi-threaded as the caller's
-// OpenMP context allows (dnnl_sgemm runs on one thread inside a parallel region).
+// Row-major C = op(A) · op(B), on every thread of the caller's OpenMP context.
 void Gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+          const float* b, int64_t ldb, float* c, int64_t ldc) {
+  dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+}
+
+// ---- The cells, along the `width` columns of one block's step; rows `ld` apart. ----
+
+// The bodies run along `count` columns; with kChunk > 0 count is a multiple of kChunk and the
+// columns go kChunk at a time (a constant trip count the compiler turns into straight vector
+// code; a loop over a step's few columns costs twice as much), with kChunk = 0 in one loop.
+constexpr int kCellChunk = 32;
+
+// Asks for the `count` floats from p in cache lines, for reading (kWrite false) or writing.
+template <bool kWrite>
+inline void Prefetch(const float* p, int64_t count) {
+  for (int64_t o = 0; o < count; o += 16) __builtin_prefetch(p + o, kWrite ? 1 : 0, 3);
+}
+
+// Pre-activations g (4H rows) in, gate activations out; the cell c, tanh(c) and h written, and
+// h also to h_next (the next step's xh rows) unless null. peep (3H; read only with kPeephole);
+// c_prev with row stride c_prev_ld (0: one row of zeros for t = 0).
+template <bool kPeephole, int kChunk>
+__attribute__((always_inline)) inline void ForwardCellBody(
+    int64_t units, int64_t count, int64_t ld, int64_t ahead, const float* __restrict peep,
+    const float* __restrict c_prev, int64_t c_prev_ld, float* __restrict g, float* __restrict c,
+    float* __restrict tc, float* __restrict h, float* __restrict h_next) {
+  if (count == 0) return;
+  const int64_t step = kChunk > 0 ? kChunk : count;
+  for (int64_t j = 0; j < units; ++j) {
+    float* __restrict gi = g + j * ld;
+    float* __restrict gf = g + (units + j) * ld;
+    float* __restrict gg = g + (2 * units + j) * ld;
+    float* __restrict go = g + (3 * units + j) * ld;
+    const float* __restrict cp_row = c_prev + j * c_prev_ld;
+    float* __restrict c_row = c + j * ld;
+    float* __restrict tc_row = tc + j * ld;
+    float* __restrict h_row = h + j * ld;
+    const float pi = kPeephole ? peep[j] : 0.0f;
+    const float pf = kPeephole ? peep[units + j] : 0.0f;
+    const float po = kPeephole ? peep[2 * units + j] : 0.0f;
+    if (ahead != 0) {
+      for (int64_t u = 0; u < 4; ++u) Prefetch<true>(g + (u * units + j) * ld + ahead, count);
+      Prefetch<true>(c_row + ahead, count);
+      Prefetch<true>(tc_row + ahead, count);
+      Prefetch<true>(h_row + ahead, count);
+    }
+    for (int64_t n0 = 0; n0 < count; n0 += step) {
+      for (int64_t n = n0; n < n0 + step; ++n) {
+        const float cp = cp_row[n];
+        const float ai = kPeephole ? gi[n] + pi * cp : gi[n];
+        const float af = kPeephole ? gf[n] + pf * cp : gf[n];
+        // σ(a) = 1 / (1 + e^{−a}) and tanh(a) = (e^{2a} − 1) / (e^{2a} + 1): i, f and g share one
+        // division, o and tanh(c) another (1/x = y·z / (x·y·z)); divisions are the loop's slowest
+        // instructions.
+        const float ei = 1.0f + Exp(-Clamp(ai, kSigmoidBound));
+        const float ef = 1.0f + Exp(-Clamp(af, kSigmoidBound));
+        const float eg = Exp(2.0f * Clamp(gg[n], kTanhBound));
+        const float pg = eg + 1.0f;
+        const float r = 1.0f / (ei * ef * pg);
+        const float i = ef * pg * r;
+        const float f = ei * pg * r;
+        const float cand = (eg - 1.0f) * ei * ef * r;
+        const float cell = f * cp + i * cand;
+        const float ao = kPeephole ? go[n] + po * cell : go[n];
+        const float eo = 1.0f + Exp(-Clamp(ao, kSigmoidBound));
+        const float ec = Exp(2.0f * Clamp(cell, kTanhBound));
+        const float pc = ec + 1.0f;
+        const float s = 1.0f / (eo * pc);
+        const float o = pc * s;
+        const float t = (ec - 1.0f) * eo * s;
+        gi[n] = i;
+        gf[n] = f;
+        gg[n] = cand;
+        go[n] = o;
+        c_row[n] = cell;
+        tc_row[n] = t;
+        h_row[n] = o * t;
+      }
+    }
+    if (h_next != nullptr) std::copy(h_row, h_row + count, h_next + j * ld);
+  }
+}
+
+// One step backward. dh_out: the gradient arriving from above (row stride dh_out_ld, 0: zeros),
+// dh_rec: the one from step t + 1 through W_hh (rows `width` apart). dc: in, the cell gradient
+// from t + 1; out, the one for t − 1 (rows `width` apart). Writes the pre-activation gradients
+// dg (4H rows, stride ld); with kPeephole adds each column's peephole gradient terms to dpeep
+// (3H rows `width` apart), summed over the columns by the caller.
+template <bool kPeephole, int kChunk>
+__attribute__((always_inline)) inline void BackwardCellBody(
+    int64_t units, int64_t count, int64_t width, int64_t ld, int64_t ahead,
+    const float* __restrict peep, const float* __restrict g, const float* __restrict c,
+    const float* __restrict tc, const float* __restrict c_prev, int64_t c_prev_ld,
+    const float* __restrict dh_out, int64_t dh_out_ld, const float* __restrict dh_rec,
+    float* __restrict dc, float* __restrict dg, float* __restrict dpeep) {
+  if (count == 0) return;
+  const int64_t step = kChunk > 0 ? kChunk : count;
+  for (int64_t j = 0; j < units; ++j) {
+    const float* __restrict gi = g + j * ld;
+    const float* __restrict gf = g + (units + j) * ld;
+    const float* __restrict gg = g + (2 * units + j) * ld;
+    const float* __restrict go = g + (3 * units + j) * ld;
+    const float* __restrict c_row = c + j * ld;
+    const float* __restrict tc_row = tc + j * ld;
+    const float* __restrict cp_row = c_prev + j * c_prev_ld;
+    const float* __restrict dh_out_row = dh_out + j * dh_out_ld;
+    const float* __restrict dh_rec_row = dh_rec + j * width;
+    float* __restrict dc_row = dc + j * width;
+    float* __restrict dgi = dg + j * ld;
+    float* __restrict dgf = dg + (units + j) * ld;
+    float* __restrict dgg = dg + (2 * units + j) * ld;
+    float* __restrict dgo = dg + (3 * units + j) * ld;
+    float* __restrict dpi = kPeephole ? dpeep + j * width : nullptr;
+    float* __restrict dpf = kPeephole ? dpeep + (units + j) * width : nullptr;
+    float* __restrict dpo = kPeephole ? dpeep + (2 * units + j) * width : nullptr;
+    const float pi = kPeephole ? peep[j] : 0.0f;
+    const float pf = kPeephole ? peep[units + j] : 0.0f;
+    const float po = kPeephole ? peep[2 * units + j] : 0.0f;
+    if (ahead != 0) {
+      for (int64_t u = 0; u < 4; ++u) {
+        Prefetch<false>(g + (u * units + j) * ld + ahead, count);
+        Prefetch<true>(dg + (u * units + j) * ld + ahead, count);
+      }
+      Prefetch<false>(c_row + ahead, count);
+      Prefetch<false>(tc_row + ahead, count);
+      if (dh_out_ld != 0) Prefetch<false>(dh_out_row + ahead, count);
+    }
+    for (int64_t n0 = 0; n0 < count; n0 += step) {
+      for (int64_t n = n0; n < n0 + step; ++n) {
+        const float i = gi[n], f = gf[n], cand = gg[n], o = go[n];
+        const float cp = cp_row[n], t = tc_row[n];
+        const float dh = dh_out_row[n] + dh_rec_row[n];
+        const float d_o = dh * t * o * (1.0f - o);
+        float dcell = dh * o * (1.0f - t * t) + dc_row[n];
+        if (kPeephole) dcell += d_o * po;
+        const float d_i = dcell * cand * i * (1.0f - i);
+        const float d_f = dcell * cp * f * (1.0f - f);
+        const float d_g = dcell * i * (1.0f - cand * cand);
+        dc_row[n] = kPeephole ? dcell * f + d_i * pi + d_f * pf : dcell * f;
+        dgi[n] = d_i;
+        dgf[n] = d_f;
+        dgg[n] = d_g;
+        dgo[n] = d_o;
+        if (kPeephole) {
+          dpi[n] += d_i * cp;
+          dpf[n] += d_f * cp;
+          dpo[n] += d_o * c_row[n];
+        }
+      }
+    }
+  }
+}
+
+// The cells compiled for each instruction set, with and without peepholes: the columns in
+// chunks, then the rest.
+CAJAL_CLONES void ForwardCell(bool peephole, int64_t units, int64_t width, int64_t ld,
+                              int64_t ahead, const float* peep, const float* c_prev,
+                              int64_t c_prev_ld, float* g, float* c, float* tc, float* h,
+                              float* h_next) {
+  const int64_t m = width / kCellChunk * kCellChunk;
+  float* h_next_rest = h_next != nullptr ? h_next + m : nullptr;
+  if (peephole) {
+    ForwardCellBody<true, kCellChunk>(units, m, ld, ahead, peep, c_prev, c_prev_ld, g, c, tc, h,
+                                      h_next);
+    ForwardCellBody<true, 0>(units, width - m, ld, ahead, peep, c_prev + m, c_prev_ld, g + m, c + m,
+                             tc + m, h + m, h_next_rest);
+  } else {
+    ForwardCellBody<false, kCellChunk>(units, m, ld, ahead, peep, c_prev, c_prev_ld, g, c, tc, h,
+                                       h_next);
+    ForwardCellBody<false, 0>(units, width - m, ld, ahead, peep, c_prev + m, c_prev_ld, g + m,
+                              c + m, tc + m, h + m, h_next_rest);
+  }
+}
+
+CAJAL_CLONES void BackwardCell(bool peephole, int64_t units, int64_t width, int64_t ld,
+                               int64_t ahead, const float* peep, const float* g, const float* c,
+                               const float* tc, const float* c_prev, int64_t c_prev_ld,
+                               const float* dh_out, int64_t dh_out_ld, const float* dh_rec,
+                               float* dc, float* dg, float* dpeep) {
+  const int64_t m = width / kCellChunk * kCellChunk;
+  float* dpeep_rest = dpeep != nullptr ? dpeep + m : nullptr;
+  if (peephole) {
+    BackwardCellBody<true, kCellChunk>(units, m, width, ld, ahead, peep, g, c, tc, c_prev,
+                                       c_prev_ld, dh_out, dh_out_ld, dh_rec, dc, dg, dpeep);
+    BackwardCellBody<true, 0>(units, width - m, width, ld, ahead, peep, g + m, c + m, tc + m,
+                              c_prev + m, c_prev_ld, dh_out + m, dh_out_ld, dh_rec + m, dc + m,
+                              dg + m, dpeep_rest);
+  } else {
+    BackwardCellBody<false, kCellChunk>(units, m, width, ld, ahead, peep, g, c, tc, c_prev,
+                                        c_prev_ld, dh_out, dh_out_ld, dh_rec, dc, dg, dpeep);
+    BackwardCellBody<false, 0>(units, width - m, width, ld, ahead, peep, g + m, c + m, tc + m,
+                               c_prev + m, c_prev_ld, dh_out + m, dh_out_ld, dh_rec + m, dc + m,
+                               dg + m, dpeep_rest);
+  }
 }
 
 struct Layer {
   int64_t in = 0;
-  int64_t d = 0;                                  // width of xh and W: in + H + 1, padded
-  const float* x = nullptr;                       // (N, T, in)
+  int64_t d = 0;                                  // rows of xh, columns of W: in + H + 1
   const float *w_ih, *w_hh, *b_ih, *b_hh, *peep;  // peep null without peepholes
   float *dw_ih, *dw_hh, *db_ih, *db_hh, *dpeep;   // dpeep null without peepholes
-  AlignedBuffer w;                         // (4H, D): [W_ih | W_hh | b_ih + b_hh], D = in + H + 1
-  AlignedBuffer gates, cells, tanh_cells;  // (N, T, 4H), (N, T, H), (N, T, H)
-  AlignedBuffer xh;                        // (N, T, D): xh[:, t] = [x[:, t], h[:, t − 1], 1]
-  float* h = nullptr;                      // (N, T, H)
-  AlignedBuffer own_h;
+  AlignedBuffer w_packed;                         // W (4H, D) in panels, for the forward products
+  AlignedBuffer xh;                               // (D, ld): x, h one step earlier, 1
+  AlignedBuffer gates, cells, tanh_cells;         // (4H, ld), (H, ld), (H, ld)
+  AlignedBuffer h;                                // (H, ld)
   // Training only.
-  AlignedBuffer dgates;            // (N, T, 4H)
-  AlignedBuffer dw_t;              // (D, 4H)
-  AlignedBuffer dh_rec;            // (N, H)
-  AlignedBuffer dc;                // (N, H)
-  AlignedBuffer dpeep_part;        // (blocks, 3H); peepholes only
-  const float* dh_seq = nullptr;   // (N, T, H) gradient of h, or
-  const float* dh_last = nullptr;  // (N, H) gradient of h[:, T − 1] only
-  float* dx = nullptr;             // (N, T, in) input gradient; null: not wanted
+  AlignedBuffer w_hh_t_packed;  // W_hhᵀ (H, 4H) in panels, for the backward products
+  AlignedBuffer dgates;         // (4H, ld)
+  AlignedBuffer dw;             // (4H, D): [dW_ih | dW_hh | db]
+  AlignedBuffer dh_rec, dc;     // (H, nb) per block, block k at b_k·H
+  AlignedBuffer dpeep_part;     // (3H, nb) per block, block k at b_k·3H; peepholes only
+  const float* dh = nullptr;    // (H, ld) gradient of h
+  bool dh_every_step = false;   // false: dh holds only the columns of the last step
+  AlignedBuffer dx;             // (in, ld) input gradient; empty: not wanted
 };
 
 class LstmKernel : public Kernel {
@@ -204,216 +372,235 @@ class LstmKernel : public Kernel {
     units_ = spec.units;
     return_sequences_ = spec.return_sequences;
     train_ = args.mode == Mode::kTrain;
-    zeros_ = AlignedBuffer(static_cast<size_t>(units_));
-    const int64_t rows = n_ * t_;
-    const float* x = args.src;
-    if (channels_ > 1) {
-      transposed_ = AlignedBuffer(static_cast<size_t>(rows * features_));
-      x = transposed_.data();
-      if (train_ && args.diff_src != nullptr) {
-        transposed_diff_ = AlignedBuffer(static_cast<size_t>(rows * features_));
-      }
-    }
+    const int64_t H = units_, G = 4 * units_, rows = n_ * t_;
+    // Row stride: the columns, rounded to 16 floats and to an odd number of 64-byte lines, so
+    // that a step's rows do not all fall into a few cache sets.
+    ld_ = (rows + 15) / 16 * 16;
+    if ((ld_ / 16) % 2 == 0) ld_ += 16;
+    zeros_ = AlignedBuffer(static_cast<size_t>(std::max(n_, G)));
+    const auto matrix = [&](int64_t height) {
+      return AlignedBuffer(static_cast<size_t>(height * ld_));
+    };
     const size_t per_layer = spec.peephole ? 5 : 4;
     layers_.resize(static_cast<size_t>(spec.layers));
     for (size_t l = 0; l < layers_.size(); ++l) {
       Layer& L = layers_[l];
-      const bool top = l + 1 == layers_.size();
-      L.in = l == 0 ? features_ : units_;
-      L.x = l == 0 ? x : layers_[l - 1].h;
+      L.in = l == 0 ? features_ : H;
+      L.d = L.in + H + 1;
       const size_t base = l * per_layer;
       L.w_ih = args.params[base];
       L.w_hh = args.params[base + 1];
       L.b_ih = args.params[base + 2];
       L.b_hh = args.params[base + 3];
       L.peep = spec.peephole ? args.params[base + 4] : nullptr;
-      // Rows of xh and W padded to 16 floats (a cache line): dnnl_sgemm runs faster on them.
-      const int64_t d = (L.in + units_ + 1 + 15) / 16 * 16;
-      L.d = d;
-      L.w = AlignedBuffer(static_cast<size_t>(4 * units_ * d));
-      L.gates = AlignedBuffer(static_cast<size_t>(rows * 4 * units_));
-      L.cells = AlignedBuffer(static_cast<size_t>(rows * units_));
-      L.tanh_cells = AlignedBuffer(static_cast<size_t>(rows * units_));
-      L.xh = AlignedBuffer(static_cast<size_t>(rows * d));  // zeros: h at t = −1
-      for (int64_t r = 0; r < rows; ++r) L.xh.data()[r * d + L.in + units_] = 1.0f;
-      if (top && return_sequences_) {
-        L.h = args.dst;
-      } else {
-        L.own_h = AlignedBuffer(static_cast<size_t>(rows * units_));
-        L.h = L.own_h.data();
-      }
+      L.w_packed = AlignedBuffer(static_cast<size_t>(Panels(G) * kPanel * L.d));
+      L.xh = matrix(L.d);
+      std::fill(L.xh.data() + (L.in + H) * ld_, L.xh.data() + (L.in + H) * ld_ + rows, 1.0f);
+      L.gates = matrix(G);
+      L.cells = matrix(H);
+      L.tanh_cells = matrix(H);
+      L.h = matrix(H);
       if (!train_) continue;
       L.dw_ih = args.grads[base];
       L.dw_hh = args.grads[base + 1];
       L.db_ih = args.grads[base + 2];
       L.db_hh = args.grads[base + 3];
       L.dpeep = spec.peephole ? args.grads[base + 4] : nullptr;
-      L.dgates = AlignedBuffer(static_cast<size_t>(rows * 4 * units_));
-      L.dw_t = AlignedBuffer(static_cast<size_t>(d * 4 * units_));
-      L.dh_rec = AlignedBuffer(static_cast<size_t>(n_ * units_));
-      L.dc = AlignedBuffer(static_cast<size_t>(n_ * units_));
-      if (spec.peephole) L.dpeep_part = AlignedBuffer(static_cast<size_t>(n_ * 3 * units_));
+      L.w_hh_t_packed = AlignedBuffer(static_cast<size_t>(Panels(H) * kPanel * G));
+      L.dgates = matrix(G);
+      L.dw = AlignedBuffer(static_cast<size_t>(G * L.d));
+      L.dh_rec = AlignedBuffer(static_cast<size_t>(n_ * H));
+      L.dc = AlignedBuffer(static_cast<size_t>(n_ * H));
+      if (spec.peephole) L.dpeep_part = AlignedBuffer(static_cast<size_t>(n_ * 3 * H));
+      // Layer l's input gradient is layer l − 1's dh; layer 0's goes to diff_src if bound.
+      if (l > 0 || args.diff_src != nullptr) L.dx = matrix(L.in);
     }
     if (!train_) return;
-    // Gradients flowing down: the top layer's from the caller, layer l − 1's from layer l.
-    for (size_t l = 0; l < layers_.size(); ++l) {
-      Layer& L = layers_[l];
-      if (l + 1 == layers_.size()) {
-        (return_sequences_ ? L.dh_seq : L.dh_last) = args.diff_dst;
-      } else {
-        below_grads_.emplace_back(static_cast<size_t>(rows * units_));
-        L.dh_seq = below_grads_.back().data();
-        layers_[l + 1].dx = below_grads_.back().data();
-      }
+    for (size_t l = 0; l + 1 < layers_.size(); ++l) {
+      layers_[l].dh = layers_[l + 1].dx.data();
+      layers_[l].dh_every_step = true;
     }
-    layers_[0].dx = channels_ > 1 ? transposed_diff_.data() : args.diff_src;
-    if (args.diff_src == nullptr) layers_[0].dx = nullptr;
+    top_dh_ = matrix(H);
+    layers_.back().dh = top_dh_.data();
+    layers_.back().dh_every_step = return_sequences_;
   }
 
   void Forward(int64_t /*step*/) override {
-    if (channels_ > 1) Transpose(args_.src, transposed_.data(), /*to_rows=*/true);
-    for (Layer& L : layers_) ForwardLayer(L);
-    if (!return_sequences_) {
-      const Layer& top = layers_.back();
-      for (int64_t n = 0; n < n_; ++n) {
-        std::memcpy(args_.dst + n * units_, top.h + (n * t_ + t_ - 1) * units_,
-                    sizeof(float) * units_);
+    // The blocks are fixed here for the step; Backward uses the same.
+    blocks_ = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), n_));
+    for (size_t l = 0; l < layers_.size(); ++l) ForwardLayer(l);
+    // The output from the top layer's h.
+    const Layer& top = layers_.back();
+    const int64_t H = units_;
+    for (int64_t n = 0; n < n_; ++n) {
+      for (int64_t t = return_sequences_ ? 0 : t_ - 1; t < t_; ++t) {
+        float* out = args_.dst + (return_sequences_ ? (n * t_ + t) * H : n * H);
+        const int64_t col = Column(n, t);
+        for (int64_t j = 0; j < H; ++j) out[j] = top.h.data()[j * ld_ + col];
       }
     }
   }
 
   void Backward() override {
-    for (size_t l = layers_.size(); l-- > 0;) BackwardLayer(layers_[l]);
-    if (channels_ > 1 && args_.diff_src != nullptr) {
-      Transpose(transposed_diff_.data(), args_.diff_src, /*to_rows=*/false);
-    }
-  }
-
- private:
-  // Image (N, C, H, W) <-> rows (N, H, C·W).
-  void Transpose(const float* from, float* to, bool to_rows) const {
-    const int64_t w = features_ / channels_;
+    // The top layer's dh from diff_dst: every step, or the last.
+    const int64_t H = units_;
     for (int64_t n = 0; n < n_; ++n) {
-      for (int64_t c = 0; c < channels_; ++c) {
-        for (int64_t r = 0; r < t_; ++r) {
-          const int64_t image = ((n * channels_ + c) * t_ + r) * w;
-          const int64_t rows = (n * t_ + r) * features_ + c * w;
-          if (to_rows) {
-            std::memcpy(to + rows, from + image, sizeof(float) * w);
-          } else {
-            std::memcpy(to + image, from + rows, sizeof(float) * w);
+      for (int64_t t = return_sequences_ ? 0 : t_ - 1; t < t_; ++t) {
+        const float* in = args_.diff_dst + (return_sequences_ ? (n * t_ + t) * H : n * H);
+        const int64_t col = Column(n, t);
+        for (int64_t j = 0; j < H; ++j) top_dh_.data()[j * ld_ + col] = in[j];
+      }
+    }
+    for (size_t l = layers_.size(); l-- > 0;) BackwardLayer(layers_[l]);
+    const Layer& bottom = layers_.front();
+    if (args_.diff_src != nullptr) {
+      for (int64_t n = 0; n < n_; ++n) {
+        for (int64_t t = 0; t < t_; ++t) {
+          const int64_t col = Column(n, t);
+          for (int64_t f = 0; f < features_; ++f) {
+            args_.diff_src[InputIndex(n, t, f)] = bottom.dx.data()[f * ld_ + col];
           }
         }
       }
     }
   }
 
-  // Samples [begin, end) of block k of `blocks`.
-  int64_t BlockBegin(int k, int blocks) const { return n_ * k / blocks; }
+ private:
+  // First sample of block k.
+  int64_t BlockBegin(int k) const { return n_ * k / blocks_; }
 
-  // One block of samples per thread; the peephole partial sums are sized for n_ blocks.
-  int Blocks() const { return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), n_)); }
+  // The column of sample n at step t.
+  int64_t Column(int64_t n, int64_t t) const {
+    // The block holding n: the last k with BlockBegin(k) ≤ n.
+    int k = static_cast<int>((n + 1) * blocks_ / n_);
+    while (BlockBegin(k) > n) --k;
+    const int64_t begin = BlockBegin(k), width = BlockBegin(k + 1) - begin;
+    return begin * t_ + t * width + (n - begin);
+  }
 
-  void ForwardLayer(Layer& L) {
-    const int64_t H = units_, G = 4 * units_, T = t_, D = L.d;
-    // W = [W_ih | W_hh | b_ih + b_hh]
-    float* w = L.w.data();
-    for (int64_t g = 0; g < G; ++g) {
-      std::copy(L.w_ih + g * L.in, L.w_ih + (g + 1) * L.in, w + g * D);
-      std::copy(L.w_hh + g * H, L.w_hh + (g + 1) * H, w + g * D + L.in);
-      w[g * D + L.in + H] = L.b_ih[g] + L.b_hh[g];
-    }
-    const int blocks = Blocks();
-#pragma omp parallel num_threads(blocks)
+  // Where feature f of sample n at step t is in src and diff_src: (N, T, F) sequences, or
+  // (N, C, T, W) images read row by row with F = C·W.
+  int64_t InputIndex(int64_t n, int64_t t, int64_t f) const {
+    if (channels_ == 1) return (n * t_ + t) * features_ + f;
+    const int64_t w = features_ / channels_;
+    return ((n * channels_ + f / w) * t_ + t) * w + f % w;
+  }
+
+  void ForwardLayer(size_t l) {
+    Layer& L = layers_[l];
+    const int64_t H = units_, G = 4 * units_, T = t_, D = L.d, ld = ld_;
+    const auto w_at = [&L, H](int64_t g, int64_t q) {
+      if (q < L.in) return L.w_ih[g * L.in + q];
+      if (q < L.in + H) return L.w_hh[g * H + q - L.in];
+      return L.b_ih[g] + L.b_hh[g];
+    };
+    float* xh = L.xh.data();
+#pragma omp parallel num_threads(blocks_)
     {
-      const int team = omp_get_num_threads(), k = omp_get_thread_num();
-      const int64_t begin = BlockBegin(k, team), end = BlockBegin(k + 1, team);
-      float* xh = L.xh.data();
-      for (int64_t row = begin * T; row < end * T; ++row) {
-        std::copy(L.x + row * L.in, L.x + (row + 1) * L.in, xh + row * D);
-      }
-      for (int64_t t = 0; t < T && end > begin; ++t) {
-        Gemm('N', 'T', end - begin, G, D, xh + (begin * T + t) * D, T * D, w, D, 0.0f,
-             L.gates.data() + (begin * T + t) * G, T * G);
-        for (int64_t n = begin; n < end; ++n) {
-          const int64_t row = n * T + t;
-          float* h = L.h + row * H;
-          ForwardCell(
-              L.peep != nullptr, H, L.peep, t > 0 ? L.cells.data() + (row - 1) * H : zeros_.data(),
-              L.gates.data() + row * G, L.cells.data() + row * H, L.tanh_cells.data() + row * H, h);
-          if (t + 1 < T) std::copy(h, h + H, xh + (row + 1) * D + L.in);
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < Panels(G); ++p) PackPanel(p, G, D, w_at, L.w_packed.data());
+      for (int k = omp_get_thread_num(); k < blocks_; k += omp_get_num_threads()) {
+        const int64_t begin = BlockBegin(k), width = BlockBegin(k + 1) - begin;
+        const int64_t first = begin * T, cols = width * T;
+        // The block's x rows: the input's features, or the h rows of the layer below.
+        if (l == 0) {
+          for (int64_t n = begin; n < begin + width; ++n) {
+            for (int64_t t = 0; t < T; ++t) {
+              const int64_t col = first + t * width + (n - begin);
+              for (int64_t f = 0; f < L.in; ++f) xh[f * ld + col] = args_.src[InputIndex(n, t, f)];
+            }
+          }
+        } else {
+          const float* below = layers_[l - 1].h.data();
+          for (int64_t f = 0; f < L.in; ++f) {
+            std::copy(below + f * ld + first, below + f * ld + first + cols, xh + f * ld + first);
+          }
+        }
+        // h one step before t = 0 is zero.
+        for (int64_t j = 0; j < H; ++j) {
+          std::fill(xh + (L.in + j) * ld + first, xh + (L.in + j) * ld + first + width, 0.0f);
+        }
+        for (int64_t t = 0; t < T; ++t) {
+          const int64_t col = first + t * width;
+          PackedGemm(G, width, D, L.w_packed.data(), xh + col, ld, L.gates.data() + col, ld);
+          ForwardCell(L.peep != nullptr, H, width, ld, t + 1 < T ? width : 0, L.peep,
+                      t > 0 ? L.cells.data() + col - width : zeros_.data(), t > 0 ? ld : 0,
+                      L.gates.data() + col, L.cells.data() + col, L.tanh_cells.data() + col,
+                      L.h.data() + col, t + 1 < T ? xh + L.in * ld + col + width : nullptr);
         }
       }
     }
   }
 
   void BackwardLayer(Layer& L) {
-    const int64_t H = units_, G = 4 * units_, T = t_, D = L.d;
-    const float* w = L.w.data();
-    const int blocks = Blocks();
-    // One partial peephole gradient per block, summed in block order afterwards.
-    if (L.peep != nullptr) L.dpeep_part.Zero();
-#pragma omp parallel num_threads(blocks)
+    const int64_t H = units_, G = 4 * units_, T = t_, D = L.d, ld = ld_;
+    const auto w_hh_t_at = [&L, H](int64_t j, int64_t g) { return L.w_hh[g * H + j]; };
+#pragma omp parallel num_threads(blocks_)
     {
-      const int team = omp_get_num_threads(), k = omp_get_thread_num();
-      const int64_t begin = BlockBegin(k, team), end = BlockBegin(k + 1, team);
-      float* dpeep = L.peep != nullptr ? L.dpeep_part.data() + k * 3 * H : nullptr;
-      std::fill(L.dh_rec.data() + begin * H, L.dh_rec.data() + end * H, 0.0f);
-      std::fill(L.dc.data() + begin * H, L.dc.data() + end * H, 0.0f);
-      for (int64_t t = T - 1; t >= 0; --t) {
-        for (int64_t n = begin; n < end; ++n) {
-          const int64_t row = n * T + t;
-          const float* dh_out = zeros_.data();
-          if (L.dh_seq != nullptr) {
-            dh_out = L.dh_seq + row * H;
-          } else if (t == T - 1) {
-            dh_out = L.dh_last + n * H;
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < Panels(H); ++p) {
+        PackPanel(p, H, G, w_hh_t_at, L.w_hh_t_packed.data());
+      }
+      for (int k = omp_get_thread_num(); k < blocks_; k += omp_get_num_threads()) {
+        const int64_t begin = BlockBegin(k), width = BlockBegin(k + 1) - begin;
+        const int64_t first = begin * T;
+        float* dh_rec = L.dh_rec.data() + begin * H;
+        float* dc = L.dc.data() + begin * H;
+        float* dpeep = L.peep != nullptr ? L.dpeep_part.data() + begin * 3 * H : nullptr;
+        std::fill(dh_rec, dh_rec + width * H, 0.0f);
+        std::fill(dc, dc + width * H, 0.0f);
+        if (dpeep != nullptr) std::fill(dpeep, dpeep + width * 3 * H, 0.0f);
+        for (int64_t t = T - 1; t >= 0; --t) {
+          const int64_t col = first + t * width;
+          const bool dh_here = L.dh_every_step || t == T - 1;
+          BackwardCell(L.peep != nullptr, H, width, ld, t > 0 ? -width : 0, L.peep,
+                       L.gates.data() + col, L.cells.data() + col, L.tanh_cells.data() + col,
+                       t > 0 ? L.cells.data() + col - width : zeros_.data(), t > 0 ? ld : 0,
+                       dh_here ? L.dh + col : zeros_.data(), dh_here ? ld : 0, dh_rec, dc,
+                       L.dgates.data() + col, dpeep);
+          if (t > 0) {
+            PackedGemm(H, width, G, L.w_hh_t_packed.data(), L.dgates.data() + col, ld, dh_rec,
+                       width);
           }
-          BackwardCell(L.peep != nullptr, H, L.peep, L.gates.data() + row * G,
-                       L.cells.data() + row * H, L.tanh_cells.data() + row * H,
-                       t > 0 ? L.cells.data() + (row - 1) * H : zeros_.data(), dh_out,
-                       L.dh_rec.data() + n * H, L.dc.data() + n * H, L.dgates.data() + row * G,
-                       dpeep);
-        }
-        if (t > 0 && end > begin) {
-          Gemm('N', 'N', end - begin, H, G, L.dgates.data() + (begin * T + t) * G, T * G, w + L.in,
-               D, 0.0f, L.dh_rec.data() + begin * H, H);
         }
       }
     }
-    // The parts that are not sequential, on every thread. [dW_ih | dW_hh | db]ᵀ = xhᵀ · dG in one
-    // product (the transposed one runs slower in dnnl_sgemm), then scattered into the gradients.
+    // The parts that are not sequential, on every thread: [dW_ih | dW_hh | db] = dG · xhᵀ in
+    // one product, then copied into the gradients; dx = W_ihᵀ · dG.
     const int64_t rows = n_ * T;
-    float* dwt = L.dw_t.data();
-    Gemm('T', 'N', D, G, rows, L.xh.data(), D, L.dgates.data(), G, 0.0f, dwt, G);
-    for (int64_t i = 0; i < L.in; ++i) {
-      for (int64_t g = 0; g < G; ++g) L.dw_ih[g * L.in + i] = dwt[i * G + g];
+    const float* dw = L.dw.data();
+    Gemm('N', 'T', G, D, rows, L.dgates.data(), ld, L.xh.data(), ld, L.dw.data(), D);
+#pragma omp parallel for num_threads(blocks_) schedule(static)
+    for (int64_t g = 0; g < G; ++g) {
+      std::copy(dw + g * D, dw + g * D + L.in, L.dw_ih + g * L.in);
+      std::copy(dw + g * D + L.in, dw + g * D + L.in + H, L.dw_hh + g * H);
+      L.db_ih[g] = L.db_hh[g] = dw[g * D + L.in + H];
     }
-    for (int64_t i = 0; i < H; ++i) {
-      for (int64_t g = 0; g < G; ++g) L.dw_hh[g * H + i] = dwt[(L.in + i) * G + g];
-    }
-    const float* db = dwt + (L.in + H) * G;
-    std::copy(db, db + G, L.db_ih);
-    std::copy(db, db + G, L.db_hh);
-    if (L.dx != nullptr) {
-      Gemm('N', 'N', rows, L.in, G, L.dgates.data(), G, w, D, 0.0f, L.dx, L.in);
+    if (L.dx.size() > 0) {
+      Gemm('T', 'N', L.in, rows, G, L.w_ih, L.in, L.dgates.data(), ld, L.dx.data(), ld);
     }
     if (L.dpeep != nullptr) {
+      // Each block's columns, then the blocks, in order: the same sum for any team of threads.
       std::fill(L.dpeep, L.dpeep + 3 * H, 0.0f);
-      for (int k = 0; k < blocks; ++k) {
-        const float* part = L.dpeep_part.data() + k * 3 * H;
-        for (int64_t j = 0; j < 3 * H; ++j) L.dpeep[j] += part[j];
+      for (int k = 0; k < blocks_; ++k) {
+        const int64_t begin = BlockBegin(k), width = BlockBegin(k + 1) - begin;
+        const float* part = L.dpeep_part.data() + begin * 3 * H;
+        for (int64_t r = 0; r < 3 * H; ++r) {
+          float sum = 0.0f;
+          for (int64_t n = 0; n < width; ++n) sum += part[r * width + n];
+          L.dpeep[r] += sum;
+        }
       }
     }
   }
 
   KernelArgs args_;
-  int64_t n_ = 0, t_ = 0, features_ = 0, units_ = 0, channels_ = 1;
+  int64_t n_ = 0, t_ = 0, features_ = 0, units_ = 0, channels_ = 1, ld_ = 0;
+  int blocks_ = 1;
   bool return_sequences_ = false, train_ = false;
-  AlignedBuffer zeros_;
-  AlignedBuffer transposed_, transposed_diff_;
+  AlignedBuffer zeros_;   // a row of zeros: c and h before t = 0, dh where none arrives
+  AlignedBuffer top_dh_;  // (H, ld): the top layer's dh, from diff_dst
   std::vector<Layer> layers_;
-  std::vector<AlignedBuffer> below_grads_;
 };
 
 }  // namespace
