@@ -163,14 +163,14 @@ inline void Prefetch(const float* p, int64_t count) {
   for (int64_t o = 0; o < count; o += 16) __builtin_prefetch(p + o, kWrite ? 1 : 0, 3);
 }
 
-// Pre-activations g (4H rows) in, gate activations out; the cell c, tanh(c) and h written, and
-// h also to h_next (the next step's xh rows) unless null. peep (3H; read only with kPeephole);
-// c_prev with row stride c_prev_ld (0: one row of zeros for t = 0).
+// Pre-activations g (4H rows) in, gate activations out; the cell c and h written: h to h, to
+// h_next (the next step's xh rows) or to both; whichever is null is skipped. peep (3H; read only
+// with kPeephole); c_prev with row stride c_prev_ld (0: one row of zeros for t = 0).
 template <bool kPeephole, int kChunk>
 __attribute__((always_inline)) inline void ForwardCellBody(
     int64_t units, int64_t count, int64_t ld, int64_t ahead, const float* __restrict peep,
     const float* __restrict c_prev, int64_t c_prev_ld, float* __restrict g, float* __restrict c,
-    float* __restrict tc, float* __restrict h, float* __restrict h_next) {
+    float* __restrict h, float* __restrict h_next) {
   if (count == 0) return;
   const int64_t step = kChunk > 0 ? kChunk : count;
   for (int64_t j = 0; j < units; ++j) {
@@ -180,15 +180,13 @@ __attribute__((always_inline)) inline void ForwardCellBody(
     float* __restrict go = g + (3 * units + j) * ld;
     const float* __restrict cp_row = c_prev + j * c_prev_ld;
     float* __restrict c_row = c + j * ld;
-    float* __restrict tc_row = tc + j * ld;
-    float* __restrict h_row = h + j * ld;
+    float* __restrict h_row = (h != nullptr ? h : h_next) + j * ld;
     const float pi = kPeephole ? peep[j] : 0.0f;
     const float pf = kPeephole ? peep[units + j] : 0.0f;
     const float po = kPeephole ? peep[2 * units + j] : 0.0f;
     if (ahead != 0) {
       for (int64_t u = 0; u < 4; ++u) Prefetch<true>(g + (u * units + j) * ld + ahead, count);
       Prefetch<true>(c_row + ahead, count);
-      Prefetch<true>(tc_row + ahead, count);
       Prefetch<true>(h_row + ahead, count);
     }
     for (int64_t n0 = 0; n0 < count; n0 += step) {
@@ -220,11 +218,10 @@ __attribute__((always_inline)) inline void ForwardCellBody(
         gg[n] = cand;
         go[n] = o;
         c_row[n] = cell;
-        tc_row[n] = t;
         h_row[n] = o * t;
       }
     }
-    if (h_next != nullptr) std::copy(h_row, h_row + count, h_next + j * ld);
+    if (h != nullptr && h_next != nullptr) std::copy(h_row, h_row + count, h_next + j * ld);
   }
 }
 
@@ -237,9 +234,9 @@ template <bool kPeephole, int kChunk>
 __attribute__((always_inline)) inline void BackwardCellBody(
     int64_t units, int64_t count, int64_t width, int64_t ld, int64_t ahead,
     const float* __restrict peep, const float* __restrict g, const float* __restrict c,
-    const float* __restrict tc, const float* __restrict c_prev, int64_t c_prev_ld,
-    const float* __restrict dh_out, int64_t dh_out_ld, const float* __restrict dh_rec,
-    float* __restrict dc, float* __restrict dg, float* __restrict dpeep) {
+    const float* __restrict c_prev, int64_t c_prev_ld, const float* __restrict dh_out,
+    int64_t dh_out_ld, const float* __restrict dh_rec, float* __restrict dc, float* __restrict dg,
+    float* __restrict dpeep) {
   if (count == 0) return;
   const int64_t step = kChunk > 0 ? kChunk : count;
   for (int64_t j = 0; j < units; ++j) {
@@ -248,7 +245,6 @@ __attribute__((always_inline)) inline void BackwardCellBody(
     const float* __restrict gg = g + (2 * units + j) * ld;
     const float* __restrict go = g + (3 * units + j) * ld;
     const float* __restrict c_row = c + j * ld;
-    const float* __restrict tc_row = tc + j * ld;
     const float* __restrict cp_row = c_prev + j * c_prev_ld;
     const float* __restrict dh_out_row = dh_out + j * dh_out_ld;
     const float* __restrict dh_rec_row = dh_rec + j * width;
@@ -269,13 +265,14 @@ __attribute__((always_inline)) inline void BackwardCellBody(
         Prefetch<true>(dg + (u * units + j) * ld + ahead, count);
       }
       Prefetch<false>(c_row + ahead, count);
-      Prefetch<false>(tc_row + ahead, count);
       if (dh_out_ld != 0) Prefetch<false>(dh_out_row + ahead, count);
     }
     for (int64_t n0 = 0; n0 < count; n0 += step) {
       for (int64_t n = n0; n < n0 + step; ++n) {
         const float i = gi[n], f = gf[n], cand = gg[n], o = go[n];
-        const float cp = cp_row[n], t = tc_row[n];
+        // tanh(c) again rather than stored: one more pass over memory costs more.
+        const float ec = Exp(2.0f * Clamp(c_row[n], kTanhBound));
+        const float cp = cp_row[n], t = (ec - 1.0f) / (ec + 1.0f);
         const float dh = dh_out_row[n] + dh_rec_row[n];
         const float d_o = dh * t * o * (1.0f - o);
         float dcell = dh * o * (1.0f - t * t) + dc_row[n];
@@ -302,42 +299,42 @@ __attribute__((always_inline)) inline void BackwardCellBody(
 // chunks, then the rest.
 CAJAL_CLONES void ForwardCell(bool peephole, int64_t units, int64_t width, int64_t ld,
                               int64_t ahead, const float* peep, const float* c_prev,
-                              int64_t c_prev_ld, float* g, float* c, float* tc, float* h,
-                              float* h_next) {
+                              int64_t c_prev_ld, float* g, float* c, float* h, float* h_next) {
   const int64_t m = width / kCellChunk * kCellChunk;
+  float* h_rest = h != nullptr ? h + m : nullptr;
   float* h_next_rest = h_next != nullptr ? h_next + m : nullptr;
   if (peephole) {
-    ForwardCellBody<true, kCellChunk>(units, m, ld, ahead, peep, c_prev, c_prev_ld, g, c, tc, h,
+    ForwardCellBody<true, kCellChunk>(units, m, ld, ahead, peep, c_prev, c_prev_ld, g, c, h,
                                       h_next);
     ForwardCellBody<true, 0>(units, width - m, ld, ahead, peep, c_prev + m, c_prev_ld, g + m, c + m,
-                             tc + m, h + m, h_next_rest);
+                             h_rest, h_next_rest);
   } else {
-    ForwardCellBody<false, kCellChunk>(units, m, ld, ahead, peep, c_prev, c_prev_ld, g, c, tc, h,
+    ForwardCellBody<false, kCellChunk>(units, m, ld, ahead, peep, c_prev, c_prev_ld, g, c, h,
                                        h_next);
     ForwardCellBody<false, 0>(units, width - m, ld, ahead, peep, c_prev + m, c_prev_ld, g + m,
-                              c + m, tc + m, h + m, h_next_rest);
+                              c + m, h_rest, h_next_rest);
   }
 }
 
 CAJAL_CLONES void BackwardCell(bool peephole, int64_t units, int64_t width, int64_t ld,
                                int64_t ahead, const float* peep, const float* g, const float* c,
-                               const float* tc, const float* c_prev, int64_t c_prev_ld,
-                               const float* dh_out, int64_t dh_out_ld, const float* dh_rec,
-                               float* dc, float* dg, float* dpeep) {
+                               const float* c_prev, int64_t c_prev_ld, const float* dh_out,
+                               int64_t dh_out_ld, const float* dh_rec, float* dc, float* dg,
+                               float* dpeep) {
   const int64_t m = width / kCellChunk * kCellChunk;
   float* dpeep_rest = dpeep != nullptr ? dpeep + m : nullptr;
   if (peephole) {
-    BackwardCellBody<true, kCellChunk>(units, m, width, ld, ahead, peep, g, c, tc, c_prev,
-                                       c_prev_ld, dh_out, dh_out_ld, dh_rec, dc, dg, dpeep);
-    BackwardCellBody<true, 0>(units, width - m, width, ld, ahead, peep, g + m, c + m, tc + m,
-                              c_prev + m, c_prev_ld, dh_out + m, dh_out_ld, dh_rec + m, dc + m,
-                              dg + m, dpeep_rest);
+    BackwardCellBody<true, kCellChunk>(units, m, width, ld, ahead, peep, g, c, c_prev, c_prev_ld,
+                                       dh_out, dh_out_ld, dh_rec, dc, dg, dpeep);
+    BackwardCellBody<true, 0>(units, width - m, width, ld, ahead, peep, g + m, c + m, c_prev + m,
+                              c_prev_ld, dh_out + m, dh_out_ld, dh_rec + m, dc + m, dg + m,
+                              dpeep_rest);
   } else {
-    BackwardCellBody<false, kCellChunk>(units, m, width, ld, ahead, peep, g, c, tc, c_prev,
-                                        c_prev_ld, dh_out, dh_out_ld, dh_rec, dc, dg, dpeep);
-    BackwardCellBody<false, 0>(units, width - m, width, ld, ahead, peep, g + m, c + m, tc + m,
-                               c_prev + m, c_prev_ld, dh_out + m, dh_out_ld, dh_rec + m, dc + m,
-                               dg + m, dpeep_rest);
+    BackwardCellBody<false, kCellChunk>(units, m, width, ld, ahead, peep, g, c, c_prev, c_prev_ld,
+                                        dh_out, dh_out_ld, dh_rec, dc, dg, dpeep);
+    BackwardCellBody<false, 0>(units, width - m, width, ld, ahead, peep, g + m, c + m, c_prev + m,
+                               c_prev_ld, dh_out + m, dh_out_ld, dh_rec + m, dc + m, dg + m,
+                               dpeep_rest);
   }
 }
 
@@ -348,8 +345,9 @@ struct Layer {
   float *dw_ih, *dw_hh, *db_ih, *db_hh, *dpeep;   // dpeep null without peepholes
   AlignedBuffer w_packed;                         // W (4H, D) in panels, for the forward products
   AlignedBuffer xh;                               // (D, ld): x, h one step earlier, 1
-  AlignedBuffer gates, cells, tanh_cells;         // (4H, ld), (H, ld), (H, ld)
+  AlignedBuffer gates, cells;                     // (4H, ld), (H, ld)
   AlignedBuffer h;                                // (H, ld)
+  bool keep_h = false;  // h of every step kept (for the layer above or the output), not the last
   // Training only.
   AlignedBuffer w_hh_t_packed;  // W_hhᵀ (H, 4H) in panels, for the backward products
   AlignedBuffer dgates;         // (4H, ld)
@@ -398,8 +396,8 @@ class LstmKernel : public Kernel {
       std::fill(L.xh.data() + (L.in + H) * ld_, L.xh.data() + (L.in + H) * ld_ + rows, 1.0f);
       L.gates = matrix(G);
       L.cells = matrix(H);
-      L.tanh_cells = matrix(H);
       L.h = matrix(H);
+      L.keep_h = l + 1 < static_cast<size_t>(spec.layers) || return_sequences_;
       if (!train_) continue;
       L.dw_ih = args.grads[base];
       L.dw_hh = args.grads[base + 1];
@@ -525,8 +523,9 @@ class LstmKernel : public Kernel {
           PackedGemm(G, width, D, L.w_packed.data(), xh + col, ld, L.gates.data() + col, ld);
           ForwardCell(L.peep != nullptr, H, width, ld, t + 1 < T ? width : 0, L.peep,
                       t > 0 ? L.cells.data() + col - width : zeros_.data(), t > 0 ? ld : 0,
-                      L.gates.data() + col, L.cells.data() + col, L.tanh_cells.data() + col,
-                      L.h.data() + col, t + 1 < T ? xh + L.in * ld + col + width : nullptr);
+                      L.gates.data() + col, L.cells.data() + col,
+                      L.keep_h || t + 1 == T ? L.h.data() + col : nullptr,
+                      t + 1 < T ? xh + L.in * ld + col + width : nullptr);
         }
       }
     }
@@ -554,7 +553,7 @@ class LstmKernel : public Kernel {
           const int64_t col = first + t * width;
           const bool dh_here = L.dh_every_step || t == T - 1;
           BackwardCell(L.peep != nullptr, H, width, ld, t > 0 ? -width : 0, L.peep,
-                       L.gates.data() + col, L.cells.data() + col, L.tanh_cells.data() + col,
+                       L.gates.data() + col, L.cells.data() + col,
                        t > 0 ? L.cells.data() + col - width : zeros_.data(), t > 0 ? ld : 0,
                        dh_here ? L.dh + col : zeros_.data(), dh_here ? ld : 0, dh_rec, dc,
                        L.dgates.data() + col, dpeep);
