@@ -3,7 +3,8 @@
 // outputs, input gradient and parameter gradients, for every configuration lstm.cc runs (plain
 // and peephole cells, stacked, all steps or the last, sequences and multi-channel images) and
 // with 1, 2 and 3 threads (so the batch is cut into uneven blocks). Also: a kernel's result
-// does not depend on how often it runs, and Backward writes rather than accumulates.
+// does not depend on how often it runs, Backward writes rather than accumulates, and a second
+// Backward after one Forward gives the same gradients.
 #include <omp.h>
 
 #include <algorithm>
@@ -139,6 +140,10 @@ TEST_P(LstmKernelTest, MatchesOneDnnPrimitives) {
     }
     // Running again gives the same bits: nothing accumulates across steps.
     EXPECT_EQ(Step(*own), a);
+    // So does a second Backward after one Forward (the kernel's Backward consumes the forward
+    // state in place and has to rebuild it).
+    own->kernel->Backward();
+    EXPECT_EQ(Outputs(*own), a);
   }
 }
 

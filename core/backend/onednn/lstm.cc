@@ -227,32 +227,29 @@ __attribute__((always_inline)) inline void ForwardCellBody(
 
 // One step backward. dh_out: the gradient arriving from above (row stride dh_out_ld, 0: zeros),
 // dh_rec: the one from step t + 1 through W_hh (rows `width` apart). dc: in, the cell gradient
-// from t + 1; out, the one for t − 1 (rows `width` apart). Writes the pre-activation gradients
-// dg (4H rows, stride ld); with kPeephole adds each column's peephole gradient terms to dpeep
-// (3H rows `width` apart), summed over the columns by the caller.
+// from t + 1; out, the one for t − 1 (rows `width` apart). g (4H rows): in, the gate
+// activations; out, the pre-activation gradients (in place: the activations are not needed
+// again, and a second buffer would be one more pass over memory). With kPeephole adds each column's
+// peephole gradient terms to dpeep (3H rows `width` apart), summed over the columns by the caller.
 template <bool kPeephole, int kChunk>
 __attribute__((always_inline)) inline void BackwardCellBody(
     int64_t units, int64_t count, int64_t width, int64_t ld, int64_t ahead,
-    const float* __restrict peep, const float* __restrict g, const float* __restrict c,
+    const float* __restrict peep, float* __restrict g, const float* __restrict c,
     const float* __restrict c_prev, int64_t c_prev_ld, const float* __restrict dh_out,
-    int64_t dh_out_ld, const float* __restrict dh_rec, float* __restrict dc, float* __restrict dg,
+    int64_t dh_out_ld, const float* __restrict dh_rec, float* __restrict dc,
     float* __restrict dpeep) {
   if (count == 0) return;
   const int64_t step = kChunk > 0 ? kChunk : count;
   for (int64_t j = 0; j < units; ++j) {
-    const float* __restrict gi = g + j * ld;
-    const float* __restrict gf = g + (units + j) * ld;
-    const float* __restrict gg = g + (2 * units + j) * ld;
-    const float* __restrict go = g + (3 * units + j) * ld;
+    float* __restrict gi = g + j * ld;
+    float* __restrict gf = g + (units + j) * ld;
+    float* __restrict gg = g + (2 * units + j) * ld;
+    float* __restrict go = g + (3 * units + j) * ld;
     const float* __restrict c_row = c + j * ld;
     const float* __restrict cp_row = c_prev + j * c_prev_ld;
     const float* __restrict dh_out_row = dh_out + j * dh_out_ld;
     const float* __restrict dh_rec_row = dh_rec + j * width;
     float* __restrict dc_row = dc + j * width;
-    float* __restrict dgi = dg + j * ld;
-    float* __restrict dgf = dg + (units + j) * ld;
-    float* __restrict dgg = dg + (2 * units + j) * ld;
-    float* __restrict dgo = dg + (3 * units + j) * ld;
     float* __restrict dpi = kPeephole ? dpeep + j * width : nullptr;
     float* __restrict dpf = kPeephole ? dpeep + (units + j) * width : nullptr;
     float* __restrict dpo = kPeephole ? dpeep + (2 * units + j) * width : nullptr;
@@ -260,10 +257,7 @@ __attribute__((always_inline)) inline void BackwardCellBody(
     const float pf = kPeephole ? peep[units + j] : 0.0f;
     const float po = kPeephole ? peep[2 * units + j] : 0.0f;
     if (ahead != 0) {
-      for (int64_t u = 0; u < 4; ++u) {
-        Prefetch<false>(g + (u * units + j) * ld + ahead, count);
-        Prefetch<true>(dg + (u * units + j) * ld + ahead, count);
-      }
+      for (int64_t u = 0; u < 4; ++u) Prefetch<true>(g + (u * units + j) * ld + ahead, count);
       Prefetch<false>(c_row + ahead, count);
       if (dh_out_ld != 0) Prefetch<false>(dh_out_row + ahead, count);
     }
@@ -281,10 +275,10 @@ __attribute__((always_inline)) inline void BackwardCellBody(
         const float d_f = dcell * cp * f * (1.0f - f);
         const float d_g = dcell * i * (1.0f - cand * cand);
         dc_row[n] = kPeephole ? dcell * f + d_i * pi + d_f * pf : dcell * f;
-        dgi[n] = d_i;
-        dgf[n] = d_f;
-        dgg[n] = d_g;
-        dgo[n] = d_o;
+        gi[n] = d_i;
+        gf[n] = d_f;
+        gg[n] = d_g;
+        go[n] = d_o;
         if (kPeephole) {
           dpi[n] += d_i * cp;
           dpf[n] += d_f * cp;
@@ -317,24 +311,21 @@ CAJAL_CLONES void ForwardCell(bool peephole, int64_t units, int64_t width, int64
 }
 
 CAJAL_CLONES void BackwardCell(bool peephole, int64_t units, int64_t width, int64_t ld,
-                               int64_t ahead, const float* peep, const float* g, const float* c,
+                               int64_t ahead, const float* peep, float* g, const float* c,
                                const float* c_prev, int64_t c_prev_ld, const float* dh_out,
-                               int64_t dh_out_ld, const float* dh_rec, float* dc, float* dg,
-                               float* dpeep) {
+                               int64_t dh_out_ld, const float* dh_rec, float* dc, float* dpeep) {
   const int64_t m = width / kCellChunk * kCellChunk;
   float* dpeep_rest = dpeep != nullptr ? dpeep + m : nullptr;
   if (peephole) {
     BackwardCellBody<true, kCellChunk>(units, m, width, ld, ahead, peep, g, c, c_prev, c_prev_ld,
-                                       dh_out, dh_out_ld, dh_rec, dc, dg, dpeep);
+                                       dh_out, dh_out_ld, dh_rec, dc, dpeep);
     BackwardCellBody<true, 0>(units, width - m, width, ld, ahead, peep, g + m, c + m, c_prev + m,
-                              c_prev_ld, dh_out + m, dh_out_ld, dh_rec + m, dc + m, dg + m,
-                              dpeep_rest);
+                              c_prev_ld, dh_out + m, dh_out_ld, dh_rec + m, dc + m, dpeep_rest);
   } else {
     BackwardCellBody<false, kCellChunk>(units, m, width, ld, ahead, peep, g, c, c_prev, c_prev_ld,
-                                        dh_out, dh_out_ld, dh_rec, dc, dg, dpeep);
+                                        dh_out, dh_out_ld, dh_rec, dc, dpeep);
     BackwardCellBody<false, 0>(units, width - m, width, ld, ahead, peep, g + m, c + m, c_prev + m,
-                               c_prev_ld, dh_out + m, dh_out_ld, dh_rec + m, dc + m, dg + m,
-                               dpeep_rest);
+                               c_prev_ld, dh_out + m, dh_out_ld, dh_rec + m, dc + m, dpeep_rest);
   }
 }
 
@@ -345,12 +336,12 @@ struct Layer {
   float *dw_ih, *dw_hh, *db_ih, *db_hh, *dpeep;   // dpeep null without peepholes
   AlignedBuffer w_packed;                         // W (4H, D) in panels, for the forward products
   AlignedBuffer xh;                               // (D, ld): x, h one step earlier, 1
-  AlignedBuffer gates, cells;                     // (4H, ld), (H, ld)
-  AlignedBuffer h;                                // (H, ld)
+  AlignedBuffer gates;  // (4H, ld): pre-activations, activations, in Backward their gradients
+  AlignedBuffer cells;  // (H, ld)
+  AlignedBuffer h;      // (H, ld)
   bool keep_h = false;  // h of every step kept (for the layer above or the output), not the last
   // Training only.
   AlignedBuffer w_hh_t_packed;  // W_hhᵀ (H, 4H) in panels, for the backward products
-  AlignedBuffer dgates;         // (4H, ld)
   AlignedBuffer dw;             // (4H, D): [dW_ih | dW_hh | db]
   AlignedBuffer dh_rec, dc;     // (H, nb) per block, block k at b_k·H
   AlignedBuffer dpeep_part;     // (3H, nb) per block, block k at b_k·3H; peepholes only
@@ -405,7 +396,6 @@ class LstmKernel : public Kernel {
       L.db_hh = args.grads[base + 3];
       L.dpeep = spec.peephole ? args.grads[base + 4] : nullptr;
       L.w_hh_t_packed = AlignedBuffer(static_cast<size_t>(Panels(H) * kPanel * G));
-      L.dgates = matrix(G);
       L.dw = AlignedBuffer(static_cast<size_t>(G * L.d));
       L.dh_rec = AlignedBuffer(static_cast<size_t>(n_ * H));
       L.dc = AlignedBuffer(static_cast<size_t>(n_ * H));
@@ -427,6 +417,7 @@ class LstmKernel : public Kernel {
     // The blocks are fixed here for the step; Backward uses the same.
     blocks_ = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), n_));
     for (size_t l = 0; l < layers_.size(); ++l) ForwardLayer(l);
+    forward_state_ = true;
     // The output from the top layer's h.
     const Layer& top = layers_.back();
     const int64_t H = units_;
@@ -440,6 +431,10 @@ class LstmKernel : public Kernel {
   }
 
   void Backward() override {
+    // Backward turns the gate activations into their gradients; a second Backward after one
+    // Forward (which the Kernel interface allows) first runs that Forward again.
+    if (!forward_state_) Forward(0);
+    forward_state_ = false;
     // The top layer's dh from diff_dst: every step, or the last.
     const int64_t H = units_;
     for (int64_t n = 0; n < n_; ++n) {
@@ -555,10 +550,9 @@ class LstmKernel : public Kernel {
           BackwardCell(L.peep != nullptr, H, width, ld, t > 0 ? -width : 0, L.peep,
                        L.gates.data() + col, L.cells.data() + col,
                        t > 0 ? L.cells.data() + col - width : zeros_.data(), t > 0 ? ld : 0,
-                       dh_here ? L.dh + col : zeros_.data(), dh_here ? ld : 0, dh_rec, dc,
-                       L.dgates.data() + col, dpeep);
+                       dh_here ? L.dh + col : zeros_.data(), dh_here ? ld : 0, dh_rec, dc, dpeep);
           if (t > 0) {
-            PackedGemm(H, width, G, L.w_hh_t_packed.data(), L.dgates.data() + col, ld, dh_rec,
+            PackedGemm(H, width, G, L.w_hh_t_packed.data(), L.gates.data() + col, ld, dh_rec,
                        width);
           }
         }
@@ -568,7 +562,7 @@ class LstmKernel : public Kernel {
     // one product, then copied into the gradients; dx = W_ihᵀ · dG.
     const int64_t rows = n_ * T;
     const float* dw = L.dw.data();
-    Gemm('N', 'T', G, D, rows, L.dgates.data(), ld, L.xh.data(), ld, L.dw.data(), D);
+    Gemm('N', 'T', G, D, rows, L.gates.data(), ld, L.xh.data(), ld, L.dw.data(), D);
 #pragma omp parallel for num_threads(blocks_) schedule(static)
     for (int64_t g = 0; g < G; ++g) {
       std::copy(dw + g * D, dw + g * D + L.in, L.dw_ih + g * L.in);
@@ -576,7 +570,7 @@ class LstmKernel : public Kernel {
       L.db_ih[g] = L.db_hh[g] = dw[g * D + L.in + H];
     }
     if (L.dx.size() > 0) {
-      Gemm('T', 'N', L.in, rows, G, L.w_ih, L.in, L.dgates.data(), ld, L.dx.data(), ld);
+      Gemm('T', 'N', L.in, rows, G, L.w_ih, L.in, L.gates.data(), ld, L.dx.data(), ld);
     }
     if (L.dpeep != nullptr) {
       // Each block's columns, then the blocks, in order: the same sum for any team of threads.
@@ -596,6 +590,7 @@ class LstmKernel : public Kernel {
   KernelArgs args_;
   int64_t n_ = 0, t_ = 0, features_ = 0, units_ = 0, channels_ = 1, ld_ = 0;
   int blocks_ = 1;
+  bool forward_state_ = false;  // the gate activations of the last Forward are still there
   bool return_sequences_ = false, train_ = false;
   AlignedBuffer zeros_;   // a row of zeros: c and h before t = 0, dh where none arrives
   AlignedBuffer top_dh_;  // (H, ld): the top layer's dh, from diff_dst
