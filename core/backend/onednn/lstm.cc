@@ -339,7 +339,8 @@ struct Layer {
   AlignedBuffer gates;  // (4H, ld): pre-activations, activations, in Backward their gradients
   AlignedBuffer cells;  // (H, ld)
   AlignedBuffer h;      // (H, ld)
-  bool keep_h = false;  // h of every step kept (for the layer above or the output), not the last
+  bool keep_h = false;  // h of every step kept (the layer above or the output reads it), else
+                        // only the last step's
   // Training only.
   AlignedBuffer w_hh_t_packed;  // W_hhᵀ (H, 4H) in panels, for the backward products
   AlignedBuffer dw;             // (4H, D): [dW_ih | dW_hh | db]
