@@ -163,6 +163,23 @@ inline void Prefetch(const float* p, int64_t count) {
   for (int64_t o = 0; o < count; o += 16) __builtin_prefetch(p + o, kWrite ? 1 : 0, 3);
 }
 
+// Unit j's peephole weights (i, f, o); zeros without peepholes.
+struct Peepholes {
+  float i, f, o;
+};
+
+template <bool kPeephole>
+inline Peepholes PeepholesOf(const float* peep, int64_t units, int64_t j) {
+  if (!kPeephole) return {0.0f, 0.0f, 0.0f};
+  return {peep[j], peep[units + j], peep[2 * units + j]};
+}
+
+// The next step's lines of unit j's four gate rows (g: this step's columns), for writing.
+inline void PrefetchGates(float* g, int64_t units, int64_t j, int64_t ld, int64_t ahead,
+                          int64_t count) {
+  for (int64_t u = 0; u < 4; ++u) Prefetch<true>(g + (u * units + j) * ld + ahead, count);
+}
+
 // Pre-activations g (4H rows) in, gate activations out; the cell c and h written: h to h, to
 // h_next (the next step's xh rows) or to both; whichever is null is skipped. peep (3H; read only
 // with kPeephole); c_prev with row stride c_prev_ld (0: one row of zeros for t = 0).
@@ -181,19 +198,17 @@ __attribute__((always_inline)) inline void ForwardCellBody(
     const float* __restrict cp_row = c_prev + j * c_prev_ld;
     float* __restrict c_row = c + j * ld;
     float* __restrict h_row = (h != nullptr ? h : h_next) + j * ld;
-    const float pi = kPeephole ? peep[j] : 0.0f;
-    const float pf = kPeephole ? peep[units + j] : 0.0f;
-    const float po = kPeephole ? peep[2 * units + j] : 0.0f;
+    const Peepholes p = PeepholesOf<kPeephole>(peep, units, j);
     if (ahead != 0) {
-      for (int64_t u = 0; u < 4; ++u) Prefetch<true>(g + (u * units + j) * ld + ahead, count);
+      PrefetchGates(g, units, j, ld, ahead, count);
       Prefetch<true>(c_row + ahead, count);
       Prefetch<true>(h_row + ahead, count);
     }
     for (int64_t n0 = 0; n0 < count; n0 += step) {
       for (int64_t n = n0; n < n0 + step; ++n) {
         const float cp = cp_row[n];
-        const float ai = kPeephole ? gi[n] + pi * cp : gi[n];
-        const float af = kPeephole ? gf[n] + pf * cp : gf[n];
+        const float ai = kPeephole ? gi[n] + p.i * cp : gi[n];
+        const float af = kPeephole ? gf[n] + p.f * cp : gf[n];
         // σ(a) = 1 / (1 + e^{−a}) and tanh(a) = (e^{2a} − 1) / (e^{2a} + 1): i, f and g share one
         // division, o and tanh(c) another (1/x = y·z / (x·y·z)); divisions are the loop's slowest
         // instructions.
@@ -206,7 +221,7 @@ __attribute__((always_inline)) inline void ForwardCellBody(
         const float f = ei * pg * r;
         const float cand = (eg - 1.0f) * ei * ef * r;
         const float cell = f * cp + i * cand;
-        const float ao = kPeephole ? go[n] + po * cell : go[n];
+        const float ao = kPeephole ? go[n] + p.o * cell : go[n];
         const float eo = 1.0f + Exp(-Clamp(ao, kSigmoidBound));
         const float ec = Exp(2.0f * Clamp(cell, kTanhBound));
         const float pc = ec + 1.0f;
@@ -253,11 +268,9 @@ __attribute__((always_inline)) inline void BackwardCellBody(
     float* __restrict dpi = kPeephole ? dpeep + j * width : nullptr;
     float* __restrict dpf = kPeephole ? dpeep + (units + j) * width : nullptr;
     float* __restrict dpo = kPeephole ? dpeep + (2 * units + j) * width : nullptr;
-    const float pi = kPeephole ? peep[j] : 0.0f;
-    const float pf = kPeephole ? peep[units + j] : 0.0f;
-    const float po = kPeephole ? peep[2 * units + j] : 0.0f;
+    const Peepholes p = PeepholesOf<kPeephole>(peep, units, j);
     if (ahead != 0) {
-      for (int64_t u = 0; u < 4; ++u) Prefetch<true>(g + (u * units + j) * ld + ahead, count);
+      PrefetchGates(g, units, j, ld, ahead, count);
       Prefetch<false>(c_row + ahead, count);
       if (dh_out_ld != 0) Prefetch<false>(dh_out_row + ahead, count);
     }
@@ -270,11 +283,11 @@ __attribute__((always_inline)) inline void BackwardCellBody(
         const float dh = dh_out_row[n] + dh_rec_row[n];
         const float d_o = dh * t * o * (1.0f - o);
         float dcell = dh * o * (1.0f - t * t) + dc_row[n];
-        if (kPeephole) dcell += d_o * po;
+        if (kPeephole) dcell += d_o * p.o;
         const float d_i = dcell * cand * i * (1.0f - i);
         const float d_f = dcell * cp * f * (1.0f - f);
         const float d_g = dcell * i * (1.0f - cand * cand);
-        dc_row[n] = kPeephole ? dcell * f + d_i * pi + d_f * pf : dcell * f;
+        dc_row[n] = kPeephole ? dcell * f + d_i * p.i + d_f * p.f : dcell * f;
         gi[n] = d_i;
         gf[n] = d_f;
         gg[n] = d_g;
