@@ -161,7 +161,9 @@ INSTANTIATE_TEST_SUITE_P(
                       // Blocks of 37, 18/19 and 12/12/13 samples: every column path of the
                       // GEMM tiles (16, 8, one by one) and of the cells (chunks of 32, the rest).
                       Case{"batch_37", 7, 1, false, false, {4, 5}, 37},
-                      Case{"batch_70_stacked_peephole", 9, 2, true, true, {3, 6}, 70}),
+                      Case{"batch_70_stacked_peephole", 9, 2, true, true, {3, 6}, 70},
+                      // Up to 300 columns a step: the GEMM tile's blocks of 128 columns.
+                      Case{"batch_300", 3, 1, true, false, {3, 2}, 300}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 // Only unidirectional lstms run on lstm.cc; the rest keep oneDNN's primitives.

@@ -125,20 +125,28 @@ __attribute__((always_inline)) inline void PanelTile(int64_t rows, int64_t k,
   }
 }
 
+// The columns go in blocks of kColumnBlock, so that a block of B (k × 128 floats: 80 KB for the
+// forward products of a 28 → 128 lstm, 256 KB for the backward ones) stays in the L2 cache
+// while every panel of A passes over it; a step of one thread has up to 32 columns at batch 64.
+constexpr int64_t kColumnBlock = 128;
+
 CAJAL_CLONES void PackedGemm(int64_t m, int64_t n, int64_t k, const float* packed, const float* b,
                              int64_t ldb, float* c, int64_t ldc) {
-  for (int64_t p = 0; p < Panels(m); ++p) {
-    const float* a = packed + p * kPanel * k;
-    const int64_t rows = std::min(kPanel, m - p * kPanel);
-    float* cp = c + p * kPanel * ldc;
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16) PanelTile<2>(rows, k, a, b + j, ldb, cp + j, ldc);
-    for (; j + 8 <= n; j += 8) PanelTile<1>(rows, k, a, b + j, ldb, cp + j, ldc);
-    for (; j < n; ++j) {
-      for (int64_t i = 0; i < rows; ++i) {
-        float sum = 0.0f;
-        for (int64_t q = 0; q < k; ++q) sum += a[q * kPanel + i] * b[q * ldb + j];
-        cp[i * ldc + j] = sum;
+  for (int64_t j0 = 0; j0 < n; j0 += kColumnBlock) {
+    const int64_t stop = std::min(n, j0 + kColumnBlock);
+    for (int64_t p = 0; p < Panels(m); ++p) {
+      const float* a = packed + p * kPanel * k;
+      const int64_t rows = std::min(kPanel, m - p * kPanel);
+      float* cp = c + p * kPanel * ldc;
+      int64_t j = j0;
+      for (; j + 16 <= stop; j += 16) PanelTile<2>(rows, k, a, b + j, ldb, cp + j, ldc);
+      for (; j + 8 <= stop; j += 8) PanelTile<1>(rows, k, a, b + j, ldb, cp + j, ldc);
+      for (; j < stop; ++j) {
+        for (int64_t i = 0; i < rows; ++i) {
+          float sum = 0.0f;
+          for (int64_t q = 0; q < k; ++q) sum += a[q * kPanel + i] * b[q * ldb + j];
+          cp[i * ldc + j] = sum;
+        }
       }
     }
   }
