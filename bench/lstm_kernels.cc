@@ -1,6 +1,6 @@
-// The lstm layer's two CPU kernels side by side: lstm.cc's own (dnnl_sgemm and vectorized
-// cells) and oneDNN's RNN primitives (rnn.cc), on the benchmark's shape by default: batch 64,
-// 28 steps of 28 features, 128 units, the last step out, training (forward + backward).
+// The lstm layer's two CPU kernels side by side: lstm.cc's own (its GEMM tile, dnnl_sgemm and
+// vectorized cells) and oneDNN's RNN primitives (rnn.cc), on the benchmark's shape by default:
+// batch 64, 28 steps of 28 features, 128 units, the last step out, training (forward + backward).
 //
 //   lstm_kernels [--threads 2] [--batch 64] [--steps 28] [--features 28] [--units 128]
 //                [--repeat 200] [--only own|onednn]

@@ -30,7 +30,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeRecurrent(const RecurrentSpec& spec,
 // Every recurrent layer on oneDNN's RNN primitives; see rnn.cc for the parameter mapping.
 absl::StatusOr<std::unique_ptr<Kernel>> MakeRecurrentPrimitives(const RecurrentSpec& spec,
                                                                 const KernelArgs& args);
-// Unidirectional lstm stacks (with or without peepholes) on dnnl_sgemm; see lstm.cc.
+// Unidirectional lstm stacks (with or without peepholes) on a GEMM tile of our own and
+// dnnl_sgemm; see lstm.cc.
 bool LstmRuns(const RecurrentSpec& spec);
 absl::StatusOr<std::unique_ptr<Kernel>> MakeLstm(const RecurrentSpec& spec, const KernelArgs& args);
 

@@ -388,7 +388,7 @@ class LstmKernel : public Kernel {
     // that a step's rows do not all fall into a few cache sets.
     ld_ = (rows + 15) / 16 * 16;
     if ((ld_ / 16) % 2 == 0) ld_ += 16;
-    zeros_ = AlignedBuffer(static_cast<size_t>(std::max(n_, G)));
+    zeros_ = AlignedBuffer(static_cast<size_t>(n_));  // a block is at most n_ columns wide
     const auto matrix = [&](int64_t height) {
       return AlignedBuffer(static_cast<size_t>(height * ld_));
     };
@@ -614,7 +614,7 @@ class LstmKernel : public Kernel {
   int blocks_ = 1;
   bool forward_state_ = false;  // the gate activations of the last Forward are still there
   bool return_sequences_ = false, train_ = false;
-  AlignedBuffer zeros_;   // a row of zeros: c and h before t = 0, dh where none arrives
+  AlignedBuffer zeros_;   // a row of zeros: c before t = 0, dh where none arrives
   AlignedBuffer top_dh_;  // (H, ld): the top layer's dh, from diff_dst
   std::vector<Layer> layers_;
 };
