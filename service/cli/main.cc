@@ -8,6 +8,9 @@
 int main(int argc, char** argv) {
   CLI::App app{"cajal: train neural networks (in-process, or through a cajald server)"};
   app.require_subcommand(1);
+  // Global flags (--server, --output, --timeout, --token_file, --tls_*) are accepted before or
+  // after the subcommand, as kubectl users expect: `cajal submit --server host:port ...`.
+  app.fallthrough();
 
   cajal::TrainOptions train;
   CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a job spec and exit");
@@ -50,7 +53,9 @@ int main(int argc, char** argv) {
 
   // The gRPC client commands.
   cajal::ClientOptions client;
-  app.add_option("--server", client.server, "cajald address (host:port)")->capture_default_str();
+  app.add_option("--server", client.server, "cajald address (host:port; default: $CAJAL_SERVER)")
+      ->envname("CAJAL_SERVER")
+      ->capture_default_str();
   app.add_option(
          "--output",
          [&client](const CLI::results_t& r) {

@@ -121,6 +121,23 @@ def auth_tests():
     r = cli(server.address, '--token_file', token_file, 'submit', '--spec', spec_path, '--wait')
     t.check('cajal --token_file submit --wait', r.returncode == 0, f'{r.returncode} {r.stderr!r}')
 
+    # Global flags after the subcommand, and $CAJAL_SERVER as the default server (kubectl-style).
+    bare = [os.path.join(BUILD, 'bin', 'cajal')]
+    env = {k: v for k, v in os.environ.items() if k not in ('CAJAL_TOKEN', 'CAJAL_SERVER')}
+    r = subprocess.run(bare + ['submit', '--server', server.address, '--token_file', token_file, '--timeout', '20',
+                               '--spec', spec_path, '--wait'], capture_output=True, text=True, timeout=90, env=env)
+    t.check('cajal submit --server ... --token_file ... (flags after the subcommand)', r.returncode == 0,
+            f'{r.returncode} {r.stderr!r}')
+    r = subprocess.run(bare + ['get', job.id, '--token_file', token_file], capture_output=True, text=True,
+                       timeout=90, env=dict(env, CAJAL_SERVER=server.address))
+    t.check('CAJAL_SERVER=... cajal get ID --token_file ...', r.returncode == 0 and job.id in r.stdout,
+            f'{r.returncode} {r.stdout!r} {r.stderr!r}')
+    r = subprocess.run(bare + ['get', job.id, '--token_file', token_file, '--timeout', '5'], capture_output=True,
+                       text=True, timeout=90, env=dict(env, CAJAL_SERVER='127.0.0.1:1'))
+    t.check('CAJAL_SERVER names the server that is called (a closed port: exit 1, unavailable)',
+            r.returncode == 1 and ('127.0.0.1:1' in r.stderr or 'unavailable' in r.stderr.lower()),
+            f'{r.returncode} {r.stdout!r} {r.stderr!r}')
+
     server.signal(15)
     t.check('cajald under auth exits 0 on SIGTERM', server.wait(30) == 0)
     log = server.log()
