@@ -265,7 +265,8 @@ absl::StatusOr<LossOutput> TrainingJob::TrainStep(const int64_t* indices, int64_
 }
 
 absl::StatusOr<EvalResult> TrainingJob::Evaluate(const Dataset& data,
-                                                 const std::vector<int64_t>& indices) {
+                                                 const std::vector<int64_t>& indices,
+                                                 std::vector<float>* logits) {
   omp_set_num_threads(threads_);
   EvalResult r;
   const int64_t d = NumElements(network_->output_shape());
@@ -289,6 +290,10 @@ absl::StatusOr<EvalResult> TrainingJob::Evaluate(const Dataset& data,
       t.values = targets.data();
     }
     const LossOutput out = ComputeLoss(loss_, plan->output(), n, d, t, nullptr);
+    if (logits != nullptr) {
+      const float* x = plan->activation(loss_at_);
+      logits->insert(logits->end(), x, x + n * NumElements(network_->shapes()[loss_at_]));
+    }
     loss_sum += out.sum;
     correct += out.correct;
   }

@@ -135,8 +135,11 @@ class TrainingJob {
                                                               Backend* backend);
 
   absl::StatusOr<TrainResult> Run(TrainObserver* observer);
-  // Loss and accuracy over a whole data set in evaluation mode.
-  absl::StatusOr<EvalResult> Evaluate(const Dataset& data, const std::vector<int64_t>& indices);
+  // Loss and accuracy over a whole data set in evaluation mode. With `logits`, also appends
+  // what the loss reads for each example, in `indices` order: the output, or the input of a
+  // final softmax (cross_entropy) or sigmoid (binary_cross_entropy) fused with the loss.
+  absl::StatusOr<EvalResult> Evaluate(const Dataset& data, const std::vector<int64_t>& indices,
+                                      std::vector<float>* logits = nullptr);
   absl::StatusOr<EvalResult> EvaluateTest();
 
   Network& network() { return *network_; }
@@ -145,6 +148,9 @@ class TrainingJob {
   const JobConfig& config() const { return config_; }
   const Dataset& train_data() const { return train_; }
   bool has_test() const { return test_.has_value(); }
+  const Dataset* test_data() const { return test_ ? &*test_ : nullptr; }
+  // The statistics every input is normalized with (from the training examples).
+  const Normalization& normalization() const { return norm_; }
   int64_t total_steps() const { return total_steps_; }
   int threads() const { return threads_; }
 
