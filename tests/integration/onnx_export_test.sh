@@ -121,7 +121,11 @@ EOF
 else
   fail "onnx checker: $out"
 fi
-[ "${#onnx_files[@]}" -eq 9 ] && ok "9 models exported" || fail "${#onnx_files[@]} of 9 models exported"
+if [ "${#onnx_files[@]}" -eq 9 ]; then
+  ok "9 models exported"
+else
+  fail "${#onnx_files[@]} of 9 models exported"
+fi
 
 # A layer ONNX cannot express faithfully is refused, naming it.
 "$build/bin/cajal" train --spec "$root/tests/data/onnx/lrn_even.yaml" --out "$work/lrn_even" \
@@ -140,6 +144,9 @@ set +e
 msg=$("$build/bin/cajal" export --model "$work/mlp/model.cajal" --format tflite -o "$work/x" 2>&1)
 rc=$?
 set -e
-[ "$rc" -eq 2 ] && grep -q "tflite" <<<"$msg" && ok "--format tflite is exit 2" ||
+if [ "$rc" -eq 2 ] && grep -q "tflite" <<<"$msg"; then
+  ok "--format tflite is exit 2"
+else
   fail "--format tflite: exit $rc, '$msg'"
+fi
 finish
