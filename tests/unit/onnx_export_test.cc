@@ -3,6 +3,8 @@
 // Runtime is tests/integration/onnx_export_test.sh.
 #include "service/export/onnx_export.h"
 
+#include <cstring>
+#include <map>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -125,7 +127,9 @@ data: {train: {builtin: xor}, normalize: standardize}
   EXPECT_THAT(Initializer(m, "input_shift"), ElementsAre(0.5f, 1.5f));
   EXPECT_THAT(Initializer(m, "input_scale"), ElementsAre(2.0f, 4.0f));
   for (const auto& t : m.graph().initializer()) {
-    if (t.name() == "input_shift") EXPECT_THAT(t.dims(), ElementsAre(2, 1, 1));
+    if (t.name() == "input_shift") {
+      EXPECT_THAT(t.dims(), ElementsAre(2, 1, 1));
+    }
   }
 }
 
