@@ -30,8 +30,6 @@ absl::StatusOr<std::vector<LayerSpec>> ModelLayers(const JobConfig& config, cons
   return PresetLayers(config.preset, info.input, outputs);
 }
 
-std::vector<int64_t> Dims(const Shape& shape) { return std::vector<int64_t>(shape); }
-
 class Exporter {
  public:
   Exporter(const ModelFile& model, onnx::GraphProto* graph) : model_(model), g_(graph) {
@@ -40,7 +38,7 @@ class Exporter {
 
   absl::Status Build(const JobConfig& config, const std::vector<LayerSpec>& layers) {
     ASSIGN_OR_RETURN(std::vector<Shape> shapes, InferShapes(layers, model_.info.input));
-    g_.Input("input", "N", Dims(model_.info.input));
+    g_.Input("input", "N", model_.info.input);
     ASSIGN_OR_RETURN(std::string x, Normalize("input"));
     std::vector<std::string> values = {x};  // values[i]: activation i (0: the input)
     for (size_t i = 0; i < layers.size(); ++i) {
@@ -71,7 +69,7 @@ class Exporter {
   }
   absl::StatusOr<std::string> Initializer(const std::string& name, const Shape& shape) {
     ASSIGN_OR_RETURN(const NamedTensor* t, Param(name, shape));
-    return g_.Floats(t->name, Dims(t->shape), t->data);
+    return g_.Floats(t->name, t->shape, t->data);
   }
 
   // (x - shift) * scale per channel, with the constants shaped to broadcast over (N, ...):
@@ -280,7 +278,7 @@ class Exporter {
   // intermediate and an output under its contract name).
   void Named(const std::string& name, const std::string& value, const Shape& shape) {
     g_.Node("Identity", {value}, name);
-    g_.Output(g_.last()->output(0), "N", Dims(shape));
+    g_.Output(g_.last()->output(0), "N", shape);
   }
 
   const ModelFile& model_;
