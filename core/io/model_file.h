@@ -58,8 +58,9 @@ struct ModelFile {
 // Written by this build; version 1 (no ModelInfo) is still read.
 inline constexpr uint32_t kModelFormatVersion = 2;
 
-// Captures the job's parameters, optimizer state, position and ModelInfo.
-ModelFile SnapshotJob(TrainingJob& job, const std::string& spec_json);
+// Captures the job's parameters, optimizer state, position and ModelInfo (copied from the
+// device).
+absl::StatusOr<ModelFile> SnapshotJob(TrainingJob& job, const std::string& spec_json);
 // Restores parameters (and, when `with_state`, optimizer state and position) into `job`,
 // checking every name and shape. Errors: kInvalidArgument naming the mismatch.
 absl::Status RestoreJob(const ModelFile& file, bool with_state, TrainingJob* job);
