@@ -1,16 +1,12 @@
 #include "service/server/job_manager.h"
 
-#include <omp.h>
-
 #include <algorithm>
-#include <cstdio>
+#include <exception>
 #include <filesystem>
-#include <random>
-#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/io/model_file.h"
+#include "core/backend/registry.h"
 #include "core/util/cores.h"
 #include "core/util/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -20,8 +16,6 @@
 #include "service/server/metrics.h"
 #include "service/spec/convert.h"
 #include "service/spec/spec_loader.h"
-#include "service/tfevents/event_observer.h"
-#include "service/tfevents/event_writer.h"
 
 namespace cajal {
 namespace {
@@ -33,188 +27,7 @@ constexpr size_t kMaxRequestIdBytes = 128;
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
 
-std::string NewJobId() {
-  std::random_device rd;
-  std::string id;
-  for (int i = 0; i < 4; ++i) absl::StrAppend(&id, absl::Hex(rd(), absl::kZeroPad8));
-  return id;
-}
-
-std::string StateName(JobState s) {
-  std::string name = v1::JobState_Name(s);
-  return name.substr(std::string("JOB_STATE_").size());
-}
-
 }  // namespace
-
-bool IsTerminal(JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
-}
-
-bool IsAllowedTransition(JobState from, JobState to) {
-  switch (from) {
-    case v1::JOB_STATE_QUEUED:
-      return to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_CANCELLED;
-    case v1::JOB_STATE_RUNNING:
-      return to == v1::JOB_STATE_SUCCEEDED || to == v1::JOB_STATE_FAILED ||
-             to == v1::JOB_STATE_CANCELLING;
-    case v1::JOB_STATE_CANCELLING:
-      return to == v1::JOB_STATE_CANCELLED;
-    default:
-      return false;
-  }
-}
-
-absl::Status ValidateJobId(const std::string& id) {
-  const bool ok = id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
-                    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-                  });
-  if (!ok) return absl::InvalidArgumentError("id: must be 32 lowercase hex characters");
-  return absl::OkStatus();
-}
-
-// ---- EventLog ------------------------------------------------------------------------------
-
-bool EventLog::Read(int64_t from, size_t max, std::vector<v1::JobEvent>* out) const {
-  absl::MutexLock lock(&mu_);
-  const int64_t n = static_cast<int64_t>(events_.size());
-  int64_t i = std::max<int64_t>(from, 0);
-  for (; i < n && max > 0; ++i, --max) out->push_back(events_[i]);
-  return closed_ && i >= n;
-}
-
-bool EventLog::Subscribe(std::weak_ptr<EventListener> listener, int max) {
-  absl::MutexLock lock(&mu_);
-  listeners_.erase(std::remove_if(listeners_.begin(), listeners_.end(),
-                                  [](const auto& w) { return w.expired(); }),
-                   listeners_.end());
-  if (static_cast<int64_t>(listeners_.size()) >= max) return false;
-  listeners_.push_back(std::move(listener));
-  return true;
-}
-
-int64_t EventLog::size() const {
-  absl::MutexLock lock(&mu_);
-  return static_cast<int64_t>(events_.size());
-}
-
-void EventLog::Append(v1::JobEvent event) {
-  {
-    absl::MutexLock lock(&mu_);
-    events_.push_back(std::move(event));
-  }
-  Notify();
-}
-
-void EventLog::Close() {
-  {
-    absl::MutexLock lock(&mu_);
-    closed_ = true;
-  }
-  Notify();
-}
-
-void EventLog::Notify() {
-  std::vector<std::shared_ptr<EventListener>> live;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& w : listeners_) {
-      if (auto l = w.lock()) live.push_back(std::move(l));
-    }
-  }
-  for (const auto& l : live) l->OnEvents();
-}
-
-// ---- JobManager ----------------------------------------------------------------------------
-
-// Reports a running job's progress to the manager, writes its checkpoints and carries its stop
-// flag.
-class JobManager::Observer : public TrainObserver {
- public:
-  Observer(JobManager* manager, std::string id, std::shared_ptr<std::atomic<bool>> stop,
-           TrainingJob* job, std::string spec_json, int64_t checkpoint_every)
-      : manager_(manager),
-        id_(std::move(id)),
-        stop_(std::move(stop)),
-        job_(job),
-        spec_json_(std::move(spec_json)),
-        checkpoint_every_(checkpoint_every),
-        classification_(job->train_data().classification()),
-        meter_(&ServerMetrics()) {}
-
-  // Call right before training starts: the first step is timed from here.
-  void StartClock() { last_step_end_ = absl::Now(); }
-
-  // Metric points already in the job's history (a resumed job re-measures some of them).
-  void Seen(const v1::MetricPoint& p) { recorded_.emplace(p.step(), p.name()); }
-
-  bool OnStep(const StepReport& s) override {
-    meter_.Step(absl::ToDoubleSeconds(absl::Now() - last_step_end_), s.examples);
-    {
-      absl::MutexLock lock(&manager_->mu_);
-      auto it = manager_->jobs_.find(id_);
-      if (it != manager_->jobs_.end()) {
-        v1::Progress* p = it->second.job.mutable_progress();
-        p->set_epoch(s.epoch);
-        p->set_step(s.step);
-        p->set_total_steps(s.total_steps);
-      }
-    }
-    if (checkpoint_every_ > 0 && s.step % checkpoint_every_ == 0) Checkpoint();
-    last_step_end_ = absl::Now();  // checkpoints have their own histogram
-    return status.ok() && !stop_->load(std::memory_order_relaxed);
-  }
-
-  void OnEpoch(const EpochReport& e) override {
-    Add(e.step, e.epoch, "loss", e.loss);
-    if (classification_) Add(e.step, e.epoch, "accuracy", e.accuracy);
-    if (e.has_val) {
-      Add(e.step, e.epoch, "val_loss", e.val_loss);
-      if (classification_) Add(e.step, e.epoch, "val_accuracy", e.val_accuracy);
-    }
-    Checkpoint();
-    last_step_end_ = absl::Now();  // evaluation is not a step
-  }
-
-  void Add(int64_t step, int epoch, const std::string& name, double value) {
-    if (!recorded_.emplace(step, name).second) return;
-    v1::MetricPoint p;
-    p.set_step(step);
-    p.set_epoch(epoch);
-    p.set_name(name);
-    p.set_value(value);
-    *p.mutable_time() = TimeUtil::GetCurrentTime();
-    absl::Status s = manager_->AddMetric(id_, p);
-    if (!s.ok() && status.ok()) status = s;
-  }
-
-  // Writes the job's parameters, optimizer state and position atomically.
-  void Checkpoint() {
-    if (!status.ok()) return;
-    const absl::Time start = absl::Now();
-    absl::StatusOr<ModelFile> snapshot = SnapshotJob(*job_, spec_json_);
-    absl::Status s = snapshot.ok() ? WriteModelFile(manager_->CheckpointPath(id_), *snapshot)
-                                   : snapshot.status();
-    ServerMetrics().CheckpointWritten(absl::ToDoubleSeconds(absl::Now() - start), s.ok());
-    if (!s.ok()) {
-      status = absl::Status(s.code(), absl::StrCat("cannot write a checkpoint: ", s.message()));
-    }
-  }
-
-  absl::Status status;  // the first failure to record a metric or write a checkpoint
-
- private:
-  JobManager* manager_;
-  std::string id_;
-  std::shared_ptr<std::atomic<bool>> stop_;
-  TrainingJob* job_;
-  std::string spec_json_;
-  int64_t checkpoint_every_;
-  bool classification_;
-  std::set<std::pair<int64_t, std::string>> recorded_;
-  TrainingMeter meter_;  // this job's steps and its share of the throughput gauge
-  absl::Time last_step_end_ = absl::Now();
-};
 
 JobManager::JobManager(const ManagerOptions& options, Store* store)
     : options_(options), store_(store) {
@@ -242,7 +55,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
         if (e.job.state() == v1::JOB_STATE_CANCELLING) {
           interrupted_cancels.push_back(id);
         } else {
-          m->queue_.push_back(id);  // queued, or running when the server stopped
+          m->queue_.Push(id);  // queued, or running when the server stopped
         }
       }
       if (!e.job.request_id().empty()) m->by_request_id_[e.job.request_id()] = id;
@@ -362,7 +175,7 @@ void JobManager::PublishJobGauges() {
   std::map<JobState, int64_t> by_state;
   for (const auto& [id, e] : jobs_) ++by_state[e.job.state()];
   int64_t waiting = 0;
-  for (const std::string& id : queue_) {
+  for (const std::string& id : queue_.ids()) {
     auto it = jobs_.find(id);
     if (it != jobs_.end() && !IsTerminal(it->second.job.state())) ++waiting;
   }
@@ -440,9 +253,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
     if (!intake_open_) {
       return absl::UnavailableError("the server is shutting down and accepts no new jobs");
     }
-    const int64_t queued = std::count_if(queue_.begin(), queue_.end(), [&](const std::string& q) {
-      return jobs_.at(q).job.state() == v1::JOB_STATE_QUEUED;
-    });
+    const int64_t queued = std::count_if(
+        queue_.ids().begin(), queue_.ids().end(),
+        [&](const std::string& q) { return jobs_.at(q).job.state() == v1::JOB_STATE_QUEUED; });
     if (queued >= options_.max_queued_jobs) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "the queue is full (", queued,
@@ -467,7 +280,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
   by_seq_[e.seq] = job.id();
   if (!job.request_id().empty()) by_request_id_[job.request_id()] = job.id();
   jobs_[job.id()] = std::move(e);
-  queue_.push_back(job.id());
+  queue_.Push(job.id());
   PublishJobGauges();
   ServerMetrics().JobSubmitted();
   cajal::Log(LogLevel::kInfo, "job submitted", {{"job_id", job.id()}, {"state", "queued"}});
@@ -615,7 +428,7 @@ absl::StatusOr<std::string> JobManager::ModelPath(const std::string& id) const {
     return absl::FailedPreconditionError(absl::StrCat("job ", id, " is ", StateName(job.state()),
                                                       "; only a SUCCEEDED job has a model"));
   }
-  return JobDir(id) + "/model.cajal";
+  return ModelFilePath(JobDir(id));
 }
 
 absl::StatusOr<std::shared_ptr<EventLog>> JobManager::TryLog(const std::string& id) {
@@ -652,137 +465,85 @@ void JobManager::WorkerLoop() {
           },
           this));
       if (shutting_down_) return;
-      id = queue_.front();
-      queue_.pop_front();
+      id = queue_.Pop();
       PublishJobGauges();
     }
-    RunJob(id);
+    RunQueued(id);
   }
 }
 
-void JobManager::RunJob(const std::string& id) {
-  v1::JobSpec spec;
-  std::shared_ptr<std::atomic<bool>> stop;
-  bool resumed = false;
+void JobManager::RunQueued(const std::string& id) {
+  RunRequest request;
+  request.id = id;
+  request.job_dir = JobDir(id);
+  request.max_threads = threads_per_job_;
+  std::shared_ptr<EventLog> log;
   {
     absl::MutexLock lock(&mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return;
     const JobState state = it->second.job.state();
     if (state != v1::JOB_STATE_QUEUED && state != v1::JOB_STATE_RUNNING) return;  // cancelled
-    resumed = state == v1::JOB_STATE_RUNNING;
-    spec = it->second.job.spec();
-    stop = it->second.stop;
+    request.resume = state == v1::JOB_STATE_RUNNING;
+    request.spec = it->second.job.spec();
+    request.stop = it->second.stop;
+    log = it->second.log;
   }
-  if (!resumed && !Transition(id, v1::JOB_STATE_RUNNING, "").ok()) return;
-  auto fail = [&](const absl::Status& s) {
-    (void)Transition(id, v1::JOB_STATE_FAILED, std::string(s.message()));
-  };
-  auto finish_cancelled = [&]() -> bool {
-    absl::MutexLock lock(&mu_);
-    return jobs_.at(id).job.state() == v1::JOB_STATE_CANCELLING;
-  };
-
-  absl::StatusOr<JobConfig> config = ToJobConfig(spec);
-  if (!config.ok()) return fail(config.status());
-  config->threads =
-      config->threads > 0 ? std::min(config->threads, threads_per_job_) : threads_per_job_;
-  absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config);
-  if (!job.ok()) return fail(job.status());
-  std::error_code ec;
-  std::filesystem::create_directories(JobDir(id), ec);
-  if (ec) {
-    return fail(absl::InternalError(
-        absl::StrCat("cannot create the job directory ", JobDir(id), ": ", ec.message())));
-  }
-  const std::string spec_json = SpecToJson(spec);
-  Observer observer(this, id, stop, job->get(), spec_json,
-                    spec.training().checkpoint_every_steps());
-  if (resumed) Resume(id, job->get(), &observer);
-
-  // TensorBoard event files, when asked for: a new file per run (a resumed job adds one).
-  std::unique_ptr<EventWriter> events_writer;
-  std::unique_ptr<EventFileObserver> events;
-  if (spec.training().tfevents()) {
-    absl::StatusOr<std::unique_ptr<EventWriter>> w = EventWriter::Create(JobDir(id) + "/tfevents");
-    if (!w.ok()) return fail(w.status());
-    events_writer = *std::move(w);
-    events = std::make_unique<EventFileObserver>(events_writer.get(),
-                                                 (*job)->train_data().classification(),
-                                                 spec.training().log_every_steps(), &observer);
-  }
-  TrainObserver* top = events ? static_cast<TrainObserver*>(events.get()) : &observer;
-  absl::StatusOr<TrainResult> result;
-  observer.StartClock();
-  try {
-    result = (*job)->Run(top);
-  } catch (const std::exception& e) {
-    result = absl::InternalError(absl::StrCat("training failed: ", e.what()));
-  }
-  if (!observer.status.ok()) return fail(observer.status);
-  if (events && !events->status().ok()) return fail(events->status());
-  if (finish_cancelled()) {
-    (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
-    return;
-  }
-  if (!result.ok()) return fail(result.status());
-  if (result->stop_reason == StopReason::kCancelled) {
-    // The server is shutting down: keep the job RUNNING with a checkpoint of where it stopped;
-    // the next server resumes it from there.
-    observer.Checkpoint();
-    return;
-  }
-  absl::StatusOr<ModelFile> model = SnapshotJob(**job, spec_json);
-  if (absl::Status s =
-          model.ok() ? WriteModelFile(JobDir(id) + "/model.cajal", *model) : model.status();
-      !s.ok()) {
-    return fail(absl::Status(s.code(), absl::StrCat("cannot save the model: ", s.message())));
-  }
-  if (result->has_test) {
-    const int epoch = (*job)->state().epoch;
-    observer.Add(result->steps, epoch, "test_loss", result->test.loss);
-    if ((*job)->train_data().classification()) {
-      observer.Add(result->steps, epoch, "test_accuracy", result->test.accuracy);
+  if (!request.resume && !Transition(id, v1::JOB_STATE_RUNNING, "").ok()) return;
+  if (request.resume) {
+    std::vector<v1::JobEvent> events;
+    log->Read(0, SIZE_MAX, &events);
+    for (const auto& e : events) {
+      if (e.has_metric()) request.recorded.push_back(e.metric());
     }
   }
-  observer.Add(result->steps, (*job)->state().epoch, "samples_per_sec", result->samples_per_sec);
-  if (!observer.status.ok()) return fail(observer.status);
-  (void)Transition(id, v1::JOB_STATE_SUCCEEDED, "");
-  std::filesystem::remove(CheckpointPath(id), ec);
+  RunOutcome outcome;
+  // The last resort: nothing a job does may take the server down.
+  try {
+    outcome = RunJob(request, this);
+  } catch (const std::exception& e) {
+    outcome = {RunEnd::kFailed, absl::InternalError(absl::StrCat("training failed: ", e.what()))};
+  } catch (...) {
+    outcome = {RunEnd::kFailed, absl::InternalError("training failed: an unknown exception")};
+  }
+  switch (outcome.end) {
+    case RunEnd::kSucceeded:
+      if (Transition(id, v1::JOB_STATE_SUCCEEDED, "").ok()) {
+        std::error_code ec;
+        std::filesystem::remove(CheckpointPath(id), ec);
+      } else if (Cancelling(id)) {  // a cancel that came in after the last step
+        (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
+      }
+      break;
+    case RunEnd::kFailed:
+      if (Cancelling(id)) {
+        (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
+      } else {
+        (void)Transition(id, v1::JOB_STATE_FAILED, std::string(outcome.error.message()));
+      }
+      break;
+    case RunEnd::kCancelled:
+      (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
+      break;
+    case RunEnd::kInterrupted:
+      break;  // stays RUNNING with its checkpoint; the next server resumes it
+  }
 }
 
-void JobManager::Resume(const std::string& id, TrainingJob* job, Observer* observer) {
-  std::shared_ptr<EventLog> log;
-  {
-    absl::MutexLock lock(&mu_);
-    log = jobs_.at(id).log;
-  }
-  std::vector<v1::JobEvent> events;
-  log->Read(0, SIZE_MAX, &events);
-  for (const auto& e : events) {
-    if (e.has_metric()) observer->Seen(e.metric());
-  }
-  const std::string path = CheckpointPath(id);
-  if (!std::filesystem::exists(path)) return;  // interrupted before its first checkpoint
-  absl::StatusOr<ModelFile> checkpoint = ReadModelFile(path);
-  absl::Status s =
-      checkpoint.ok() ? RestoreJob(*checkpoint, /*with_state=*/true, job) : checkpoint.status();
-  if (!s.ok()) {
-    // Checkpoints are written atomically, so this means the file was damaged outside cajal;
-    // start over rather than fail the job.
-    cajal::Log(LogLevel::kWarning, "ignoring a damaged checkpoint; the job starts over",
-               {{"job_id", id}, {"error", s.message()}});
-    return;
-  }
+void JobManager::SetProgress(const std::string& id, const v1::Progress& progress) {
   absl::MutexLock lock(&mu_);
-  v1::Progress* p = jobs_.at(id).job.mutable_progress();
-  p->set_step(job->state().step);
-  p->set_epoch(job->state().epoch + 1);
-  p->set_total_steps(job->total_steps());
+  auto it = jobs_.find(id);
+  if (it != jobs_.end()) *it->second.job.mutable_progress() = progress;
+}
+
+bool JobManager::Cancelling(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  return it != jobs_.end() && it->second.job.state() == v1::JOB_STATE_CANCELLING;
 }
 
 std::string JobManager::CheckpointPath(const std::string& id) const {
-  return JobDir(id) + "/checkpoint.cajal";
+  return CheckpointFile(JobDir(id));
 }
 
 }  // namespace cajal

@@ -1,8 +1,8 @@
-// The job manager: the in-memory view of every job, the bounded queue, the worker threads
-// that train, cancellation, and each job's event log for watchers.
-//
-//   QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLING → CANCELLED; QUEUED → CANCELLED.
-//   No other transition happens (IsAllowedTransition).
+// The job manager: the in-memory table of every job, the operations of the API on it, the
+// ordered persistence of each change, and the worker threads that take jobs from the queue
+// and run them. Its rooms are files of their own: the state machine (job_state.h), each job's
+// event log for watchers (event_log.h), the queue (job_queue.h) and the run of one job with
+// its checkpoints (job_runner.h).
 //
 // Reads (Get, List, event logs of active jobs) are served from memory and never block on
 // disk. Submit, Cancel, Delete and Metrics write or read the store and may block on I/O: the
@@ -14,7 +14,7 @@
 #define CAJAL_SERVICE_SERVER_JOB_MANAGER_H_
 
 #include <atomic>
-#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,7 +25,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "cajal/v1/training_service.pb.h"
-#include "core/train/job.h"
+#include "service/server/event_log.h"
+#include "service/server/job_queue.h"
+#include "service/server/job_runner.h"
+#include "service/server/job_state.h"
 #include "service/server/store.h"
 
 namespace cajal {
@@ -37,49 +40,12 @@ struct ManagerOptions {
   int threads_per_job = 0;  // 0: the available cores divided among the concurrent jobs
 };
 
-bool IsAllowedTransition(v1::JobState from, v1::JobState to);
-bool IsTerminal(v1::JobState state);
-// kInvalidArgument unless `id` is 32 lowercase hex characters (so it can never name a path
-// outside the data directory).
-absl::Status ValidateJobId(const std::string& id);
-
-// Told when a job's event log grows or closes. Called without any manager lock held, possibly
-// from a job thread; implementations must not block.
-class EventListener {
- public:
-  virtual ~EventListener() = default;
-  virtual void OnEvents() = 0;
-};
-
-// The ordered events of one job. Thread-safe.
-class EventLog {
- public:
-  // Appends events[from..] (at most `max`) to `out`; returns true when the log is closed (the
-  // job is terminal) and `from` + the events returned reach its end.
-  bool Read(int64_t from, size_t max, std::vector<v1::JobEvent>* out) const;
-  // Listeners are held weakly; a dead one is dropped. Returns false (and subscribes nothing)
-  // when `max` live listeners are already subscribed.
-  bool Subscribe(std::weak_ptr<EventListener> listener, int max = INT32_MAX);
-  int64_t size() const;
-
-  // For the manager.
-  void Append(v1::JobEvent event);
-  void Close();
-
- private:
-  void Notify();
-  mutable absl::Mutex mu_;
-  std::vector<v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::weak_ptr<EventListener>> listeners_ ABSL_GUARDED_BY(mu_);
-};
-
-class JobManager {
+class JobManager : private JobSink {
  public:
   // Loads every stored job; queued and interrupted running jobs are queued again.
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(const ManagerOptions& options,
                                                             Store* store);
-  ~JobManager();
+  ~JobManager() override;
 
   // Starts the workers.
   void Start();
@@ -120,17 +86,17 @@ class JobManager {
     std::shared_ptr<EventLog> log;  // null until needed for an old terminal job
     std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);
   };
-  class Observer;
 
   JobManager(const ManagerOptions& options, Store* store);
   void WorkerLoop();
-  void RunJob(const std::string& id);
-  // Restores an interrupted job from its checkpoint, if it has one.
-  void Resume(const std::string& id, TrainingJob* job, Observer* observer);
+  // Runs one job taken from the queue to its end (or to a shutdown) and records the outcome.
+  void RunQueued(const std::string& id);
+  // JobSink, for the running jobs.
+  void SetProgress(const std::string& id, const v1::Progress& progress) override;
+  absl::Status AddMetric(const std::string& id, const v1::MetricPoint& point) override;
+  bool Cancelling(const std::string& id) override;
   // Moves the job to `to` (with `error` for FAILED), logs the event and persists both.
   absl::Status Transition(const std::string& id, v1::JobState to, const std::string& error);
-  // Appends a metric point and updates latest_metrics; persists.
-  absl::Status AddMetric(const std::string& id, const v1::MetricPoint& point);
   // Applies `mutate` to the job in memory and appends `event` (if any), then persists, in the
   // order of calls. `event` gets its sequence number and time here.
   absl::Status Update(const std::string& id, const std::function<absl::Status(v1::Job*)>& mutate,
@@ -148,7 +114,7 @@ class JobManager {
   std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, std::string> by_seq_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> by_request_id_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  JobQueue queue_ ABSL_GUARDED_BY(mu_);
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   bool intake_open_ ABSL_GUARDED_BY(mu_) = true;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
