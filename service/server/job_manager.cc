@@ -1,7 +1,6 @@
 #include "service/server/job_manager.h"
 
 #include <algorithm>
-#include <exception>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
@@ -30,7 +29,7 @@ constexpr int kMaxPageSize = 1000;
 }  // namespace
 
 JobManager::JobManager(const ManagerOptions& options, Store* store)
-    : options_(options), store_(store) {
+    : options_(options), store_(store), crash_loop_(store, options.crash_loop_limit) {
   const int concurrent = std::max(1, options.max_concurrent_jobs);
   threads_per_job_ = options.threads_per_job > 0 ? options.threads_per_job
                                                  : std::max(1, AvailableCores() / concurrent);
@@ -40,7 +39,9 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
                                                                Store* store) {
   std::unique_ptr<JobManager> m(new JobManager(options, store));
   ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store->LoadJobs());
+  ASSIGN_OR_RETURN(const auto interrupted_runs, store->LoadInterruptedRuns());
   std::vector<std::string> interrupted_cancels;
+  std::vector<std::pair<std::string, int>> crash_loops;
   {
     absl::MutexLock lock(&m->mu_);
     for (v1::Job& job : jobs) {
@@ -52,8 +53,12 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
         ASSIGN_OR_RETURN(std::vector<v1::JobEvent> events, store->LoadEvents(id, 0));
         e.log = std::make_shared<EventLog>();
         for (auto& ev : events) e.log->Append(std::move(ev));
+        auto runs = interrupted_runs.find(id);
+        const int unclean = runs == interrupted_runs.end() ? 0 : runs->second;
         if (e.job.state() == v1::JOB_STATE_CANCELLING) {
           interrupted_cancels.push_back(id);
+        } else if (e.job.state() == v1::JOB_STATE_RUNNING && m->crash_loop_.Exceeded(unclean)) {
+          crash_loops.emplace_back(id, unclean);
         } else {
           m->queue_.Push(id);  // queued, or running when the server stopped
         }
@@ -68,6 +73,10 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
   for (const std::string& id : interrupted_cancels) {
     RETURN_IF_ERROR(m->Transition(id, v1::JOB_STATE_CANCELLED, ""));
   }
+  for (const auto& [id, unclean] : crash_loops) {
+    RETURN_IF_ERROR(m->Transition(id, v1::JOB_STATE_FAILED, CrashLoopGuard::Message(unclean)));
+    RETURN_IF_ERROR(store->EndRun(id));
+  }
   return m;
 }
 
@@ -80,11 +89,15 @@ void JobManager::Start() {
 }
 
 void JobManager::StopIntake() {
-  absl::MutexLock lock(&mu_);
-  intake_open_ = false;
+  {
+    absl::MutexLock lock(&mu_);
+    intake_open_ = false;
+  }
+  crash_loop_.StopCleanly();
 }
 
 void JobManager::Shutdown() {
+  crash_loop_.StopCleanly();
   {
     absl::MutexLock lock(&mu_);
     intake_open_ = false;
@@ -461,7 +474,7 @@ void JobManager::WorkerLoop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](JobManager* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m->mu_) {
-            return m->shutting_down_ || !m->queue_.empty();
+            return m->shutting_down_ || (m->intake_open_ && !m->queue_.empty());
           },
           this));
       if (shutting_down_) return;
@@ -489,23 +502,32 @@ void JobManager::RunQueued(const std::string& id) {
     request.stop = it->second.stop;
     log = it->second.log;
   }
-  if (!request.resume && !Transition(id, v1::JOB_STATE_RUNNING, "").ok()) return;
-  if (request.resume) {
-    std::vector<v1::JobEvent> events;
-    log->Read(0, SIZE_MAX, &events);
-    for (const auto& e : events) {
-      if (e.has_metric()) request.recorded.push_back(e.metric());
-    }
+  const absl::StatusOr<bool> counted = crash_loop_.Begin(id);
+  if (counted.ok() && !*counted) return;  // a clean shutdown began: the next server runs it
+  if (!request.resume && !Transition(id, v1::JOB_STATE_RUNNING, "").ok()) {
+    crash_loop_.End(id);
+    return;
   }
   RunOutcome outcome;
-  // The last resort: nothing a job does may take the server down.
-  try {
+  if (!counted.ok()) {
+    outcome = {RunEnd::kFailed,
+               absl::Status(counted.status().code(), absl::StrCat("cannot record the job's start: ",
+                                                                  counted.status().message()))};
+  } else {
+    if (request.resume) {
+      std::vector<v1::JobEvent> events;
+      log->Read(0, SIZE_MAX, &events);
+      for (const auto& e : events) {
+        if (e.has_metric()) request.recorded.push_back(e.metric());
+      }
+    }
     outcome = RunJob(request, this);
-  } catch (const std::exception& e) {
-    outcome = {RunEnd::kFailed, absl::InternalError(absl::StrCat("training failed: ", e.what()))};
-  } catch (...) {
-    outcome = {RunEnd::kFailed, absl::InternalError("training failed: an unknown exception")};
   }
+  RecordOutcome(id, outcome);
+  crash_loop_.End(id);
+}
+
+void JobManager::RecordOutcome(const std::string& id, const RunOutcome& outcome) {
   switch (outcome.end) {
     case RunEnd::kSucceeded:
       if (Transition(id, v1::JOB_STATE_SUCCEEDED, "").ok()) {

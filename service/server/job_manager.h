@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "cajal/v1/training_service.pb.h"
+#include "service/server/crash_loop.h"
 #include "service/server/event_log.h"
 #include "service/server/job_queue.h"
 #include "service/server/job_runner.h"
@@ -38,18 +39,23 @@ struct ManagerOptions {
   int max_concurrent_jobs = 1;
   int max_queued_jobs = 100;
   int threads_per_job = 0;  // 0: the available cores divided among the concurrent jobs
+  // A job that was RUNNING when the server stopped uncleanly this many times in a row is
+  // FAILED at load instead of run again (crash_loop.h); 0: never.
+  int crash_loop_limit = 2;
 };
 
 class JobManager : private JobSink {
  public:
-  // Loads every stored job; queued and interrupted running jobs are queued again.
+  // Loads every stored job; queued and interrupted running jobs are queued again, except a
+  // running job in a crash loop (crash_loop.h), which is FAILED.
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(const ManagerOptions& options,
                                                             Store* store);
   ~JobManager() override;
 
   // Starts the workers.
   void Start();
-  // From now on Submit fails with kUnavailable.
+  // A clean shutdown begins: from now on Submit fails with kUnavailable, no queued job
+  // starts, and the running jobs' runs are recorded as ended cleanly.
   void StopIntake();
   // Stops running jobs at their next step boundary (they stay RUNNING in the store and resume
   // when the server restarts) and joins the workers.
@@ -91,6 +97,9 @@ class JobManager : private JobSink {
   void WorkerLoop();
   // Runs one job taken from the queue to its end (or to a shutdown) and records the outcome.
   void RunQueued(const std::string& id);
+  // The job's state after a run: SUCCEEDED (its checkpoint removed), FAILED, CANCELLED, or
+  // still RUNNING after a shutdown interrupted it.
+  void RecordOutcome(const std::string& id, const RunOutcome& outcome);
   // JobSink, for the running jobs.
   void SetProgress(const std::string& id, const v1::Progress& progress) override;
   absl::Status AddMetric(const std::string& id, const v1::MetricPoint& point) override;
@@ -107,6 +116,7 @@ class JobManager : private JobSink {
   const ManagerOptions options_;
   Store* const store_;
   int threads_per_job_ = 1;
+  CrashLoopGuard crash_loop_;
 
   // Serializes store writes so they land in the order the memory was updated.
   absl::Mutex persist_mu_;

@@ -1,6 +1,7 @@
 #include "service/server/job_runner.h"
 
 #include <algorithm>
+#include <exception>
 #include <filesystem>
 #include <set>
 #include <utility>
@@ -135,12 +136,28 @@ absl::Status Resume(const RunRequest& r, JobSink* sink, std::unique_ptr<Training
   return absl::OkStatus();
 }
 
+RunOutcome RunUnguarded(const RunRequest& r, JobSink* sink);
+
 }  // namespace
 
 std::string CheckpointFile(const std::string& job_dir) { return job_dir + "/checkpoint.cajal"; }
 std::string ModelFilePath(const std::string& job_dir) { return job_dir + "/model.cajal"; }
 
-RunOutcome RunJob(const RunRequest& r, JobSink* sink) {
+RunOutcome RunJob(const RunRequest& request, JobSink* sink) {
+  // The last resort: the core returns statuses, but nothing a job does may take the server
+  // down (a library's exception, an allocation outside the backend's own).
+  try {
+    return RunUnguarded(request, sink);
+  } catch (const std::exception& e) {
+    return Failed(absl::InternalError(absl::StrCat("training failed: ", e.what())));
+  } catch (...) {
+    return Failed(absl::InternalError("training failed: an unknown exception"));
+  }
+}
+
+namespace {
+
+RunOutcome RunUnguarded(const RunRequest& r, JobSink* sink) {
   absl::StatusOr<std::unique_ptr<TrainingJob>> prepared = Prepare(r);
   if (!prepared.ok()) return Failed(prepared.status());
   std::unique_ptr<TrainingJob> job = *std::move(prepared);
@@ -200,5 +217,7 @@ RunOutcome RunJob(const RunRequest& r, JobSink* sink) {
   if (!observer.status.ok()) return Failed(observer.status);
   return {RunEnd::kSucceeded, absl::OkStatus()};
 }
+
+}  // namespace
 
 }  // namespace cajal

@@ -9,8 +9,9 @@
 //
 // Files, under request.job_dir: checkpoint.cajal (every training.checkpoint_every_steps, at
 // every epoch's end and when stopped for a shutdown), model.cajal (on success), tfevents/
-// (with training.tfevents). Nothing here throws on a bad spec or a failing backend: they are
-// kFailed outcomes with the core's message.
+// (with training.tfevents). A bad spec, a job that does not fit (kResourceExhausted naming the
+// buffer) and a failing backend (kInternal naming the layer) are kFailed outcomes with the
+// core's message; RunJob never throws: a last-resort catch makes any exception one too.
 #ifndef CAJAL_SERVICE_SERVER_JOB_RUNNER_H_
 #define CAJAL_SERVICE_SERVER_JOB_RUNNER_H_
 

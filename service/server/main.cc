@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads_per_job", o.threads_per_job,
                  "Compute threads per job (0: the available cores divided among concurrent jobs)")
       ->capture_default_str();
+  app.add_option("--crash_loop_limit", o.crash_loop_limit,
+                 "A job that was running when the server stopped uncleanly this many times in a "
+                 "row is FAILED instead of run again (0: never)")
+      ->capture_default_str();
   app.add_option("--max_message_bytes", o.max_message_bytes, "Largest request accepted, bytes")
       ->capture_default_str();
   app.add_option("--shutdown_grace", grace,

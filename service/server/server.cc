@@ -41,6 +41,9 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.threads_per_job < 0) {
     return bad("threads_per_job", absl::StrCat("must be >= 0, got ", o.threads_per_job));
   }
+  if (o.crash_loop_limit < 0) {
+    return bad("crash_loop_limit", absl::StrCat("must be >= 0, got ", o.crash_loop_limit));
+  }
   if (o.shutdown_grace < absl::ZeroDuration()) return bad("shutdown_grace", "must be >= 0");
   if (o.max_watchers_per_job < 1) {
     return bad("max_watchers_per_job", absl::StrCat("must be > 0, got ", o.max_watchers_per_job));
@@ -126,6 +129,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   mo.max_concurrent_jobs = options.max_concurrent_jobs;
   mo.max_queued_jobs = options.max_queued_jobs;
   mo.threads_per_job = options.threads_per_job;
+  mo.crash_loop_limit = options.crash_loop_limit;
   ASSIGN_OR_RETURN(s->manager_, JobManager::Create(mo, s->store_.get()));
   s->executor_ = std::make_unique<Executor>();
   s->service_ = std::make_unique<TrainingServiceImpl>(s->manager_.get(), s->executor_.get(),

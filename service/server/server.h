@@ -32,6 +32,9 @@ struct ServerOptions {
   int max_concurrent_jobs = 1;
   int max_queued_jobs = 100;
   int threads_per_job = 0;
+  // A job that was running when the server stopped uncleanly this many times in a row is
+  // FAILED instead of run again (docs/durability.md); 0: never.
+  int crash_loop_limit = 2;
   int max_message_bytes = 4 << 20;
   int max_watchers_per_job = 4096;
   absl::Duration shutdown_grace = absl::Seconds(20);
