@@ -19,6 +19,15 @@ int VisibleGpuCount() {
 #endif
 }
 
+absl::StatusOr<GpuInfo> GetGpuInfo(int gpu) {
+#if CAJAL_HAVE_CUDA
+  return cuda::GetGpuInfo(gpu);
+#else
+  (void)gpu;
+  return absl::FailedPreconditionError("this build of cajal has no CUDA backend: no GPU info");
+#endif
+}
+
 const char* DeviceChoiceName(DeviceChoice choice) {
   switch (choice) {
     case DeviceChoice::kCpu:

@@ -7,6 +7,7 @@
 #ifndef CAJAL_CORE_BACKEND_REGISTRY_H_
 #define CAJAL_CORE_BACKEND_REGISTRY_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -31,6 +32,16 @@ absl::StatusOr<Backend*> GetBackend(const DeviceRequest& request);
 int VisibleGpuCount();
 // Whether this build contains the CUDA backend.
 bool HasCudaBackend();
+
+// One GPU's name and memory, for per-GPU metrics.
+struct GpuInfo {
+  std::string name;  // "NVIDIA H200"
+  int64_t total_bytes = 0;
+  int64_t free_bytes = 0;  // free on the device now, whoever holds the rest
+};
+// Errors: kFailedPrecondition without the CUDA backend in this build, kInvalidArgument for a
+// gpu index out of range, kInternal naming the CUDA call that failed.
+absl::StatusOr<GpuInfo> GetGpuInfo(int gpu);
 
 const char* DeviceChoiceName(DeviceChoice choice);  // "auto", "cpu", "gpu"
 

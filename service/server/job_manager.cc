@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/backend/registry.h"
@@ -26,10 +28,66 @@ constexpr size_t kMaxRequestIdBytes = 128;
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
 
+// What SubmitJob checks of the request before the spec.
+absl::Status CheckRequest(const v1::SubmitJobRequest& request) {
+  if (request.request_id().size() > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("request_id: at most ", kMaxRequestIdBytes,
+                                                   " characters, got ",
+                                                   request.request_id().size()));
+  }
+  if (!request.has_spec()) return absl::InvalidArgumentError("spec: required");
+  if (request.spec().ByteSizeLong() > kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("spec: ", request.spec().ByteSizeLong(),
+                                                   " bytes is larger than the limit of ",
+                                                   kMaxSpecBytes));
+  }
+  return absl::OkStatus();
+}
+
+// Data paths name files on this server: refuse a job that could only fail.
+absl::Status CheckDataFiles(const v1::JobSpec& spec) {
+  for (const auto& [where, src] : {std::make_pair("data.train", &spec.data().train()),
+                                   std::make_pair("data.test", &spec.data().test())}) {
+    std::vector<std::pair<std::string, std::string>> files;
+    if (src->has_idx()) {
+      files = {{".idx.images", src->idx().images()}, {".idx.labels", src->idx().labels()}};
+    } else if (src->has_csv()) {
+      files = {{".csv.path", src->csv().path()}};
+    }
+    for (const auto& [field, path] : files) {
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(path, ec)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, field, ": no such file on the server: ", path));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
+absl::Status CheckDevice(const JobConfig& config, int gpus) {
+  if (config.device != DeviceChoice::kGpu || gpus > 0) return absl::OkStatus();
+  if (VisibleGpuCount() > 0) {
+    return absl::FailedPreconditionError(
+        "training.device: gpu, but this server runs no job on its GPUs (--gpus 0); submit it "
+        "to a server that does, or use device: cpu or auto");
+  }
+  return absl::FailedPreconditionError(
+      HasCudaBackend()
+          ? "training.device: gpu, but this server has no visible GPU; submit it to a server "
+            "on a GPU node, or use device: cpu or auto"
+          : "training.device: gpu, but this server was built without the CUDA backend; use "
+            "device: cpu or auto");
+}
+
 JobManager::JobManager(const ManagerOptions& options, Store* store)
-    : options_(options), store_(store), crash_loop_(store, options.crash_loop_limit) {
+    : options_(options),
+      store_(store),
+      crash_loop_(store, options.crash_loop_limit),
+      admission_(options.admission),
+      queue_(options.admission.capacity.bytes, options.admission.gpus) {
   const int concurrent = std::max(1, options.max_concurrent_jobs);
   threads_per_job_ = options.threads_per_job > 0 ? options.threads_per_job
                                                  : std::max(1, AvailableCores() / concurrent);
@@ -60,7 +118,10 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
         } else if (e.job.state() == v1::JOB_STATE_RUNNING && m->crash_loop_.Exceeded(unclean)) {
           crash_loops.emplace_back(id, unclean);
         } else {
-          m->queue_.Push(id);  // queued, or running when the server stopped
+          // Queued, or running when the server stopped.
+          absl::StatusOr<Admitted> admitted = m->AdmitStored(&e.job);
+          e.refusal = admitted.status();
+          m->queue_.Push(id, admitted.ok() ? admitted->demand : Demand{});
         }
       }
       if (!e.job.request_id().empty()) m->by_request_id_[e.job.request_id()] = id;
@@ -78,6 +139,15 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
     RETURN_IF_ERROR(store->EndRun(id));
   }
   return m;
+}
+
+absl::StatusOr<Admitted> JobManager::AdmitStored(v1::Job* job) const {
+  ASSIGN_OR_RETURN(const JobConfig config, ToJobConfig(job->spec()));
+  RETURN_IF_ERROR(CheckDevice(config, admission_.gpus()));
+  ASSIGN_OR_RETURN(Admitted admitted, admission_.Estimate(config));
+  *job->mutable_memory_estimate() = ToProto(admitted.estimate);
+  RETURN_IF_ERROR(admission_.CheckCapacity(admitted));
+  return admitted;
 }
 
 JobManager::~JobManager() { Shutdown(); }
@@ -193,6 +263,11 @@ void JobManager::PublishJobGauges() {
     if (it != jobs_.end() && !IsTerminal(it->second.job.state())) ++waiting;
   }
   ServerMetrics().SetJobCounts(by_state, waiting);
+  std::vector<int> jobs_per_gpu(static_cast<size_t>(queue_.gpus().count()), 0);
+  for (const auto& [id, lease] : running_) {
+    if (lease.gpu >= 0) ++jobs_per_gpu[static_cast<size_t>(lease.gpu)];
+  }
+  ServerMetrics().SetJobResources(queue_.capacity(), queue_.reserved_bytes(), jobs_per_gpu);
 }
 
 absl::Status JobManager::AddMetric(const std::string& id, const v1::MetricPoint& point) {
@@ -208,67 +283,30 @@ absl::Status JobManager::AddMetric(const std::string& id, const v1::MetricPoint&
 }
 
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) {
-  if (request.request_id().size() > kMaxRequestIdBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("request_id: at most ", kMaxRequestIdBytes,
-                                                   " characters, got ",
-                                                   request.request_id().size()));
-  }
-  if (!request.has_spec()) return absl::InvalidArgumentError("spec: required");
-  if (request.spec().ByteSizeLong() > kMaxSpecBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("spec: ", request.spec().ByteSizeLong(),
-                                                   " bytes is larger than the limit of ",
-                                                   kMaxSpecBytes));
-  }
+  RETURN_IF_ERROR(CheckRequest(request));
+  // An idempotent retry gets its job back whatever the resources are now.
+  if (std::optional<absl::StatusOr<v1::Job>> replay = Replay(request)) return *std::move(replay);
   ASSIGN_OR_RETURN(const JobConfig config, ToJobConfig(request.spec()));
   // A job for a device this server lacks could only fail.
-  if (config.device == DeviceChoice::kGpu && VisibleGpuCount() == 0) {
-    return absl::FailedPreconditionError(
-        HasCudaBackend()
-            ? "training.device: gpu, but this server has no visible GPU; submit it to a server "
-              "on a GPU node, or use device: cpu or auto"
-            : "training.device: gpu, but this server was built without the CUDA backend; use "
-              "device: cpu or auto");
-  }
-  // Data paths name files on this server: refuse a job that could only fail.
-  for (const auto& [where, src] : {std::make_pair("data.train", &request.spec().data().train()),
-                                   std::make_pair("data.test", &request.spec().data().test())}) {
-    std::vector<std::pair<std::string, std::string>> files;
-    if (src->has_idx()) {
-      files = {{".idx.images", src->idx().images()}, {".idx.labels", src->idx().labels()}};
-    } else if (src->has_csv()) {
-      files = {{".csv.path", src->csv().path()}};
-    }
-    for (const auto& [field, path] : files) {
-      std::error_code ec;
-      if (!std::filesystem::is_regular_file(path, ec)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, field, ": no such file on the server: ", path));
-      }
-    }
-  }
+  RETURN_IF_ERROR(CheckDevice(config, admission_.gpus()));
+  RETURN_IF_ERROR(CheckDataFiles(request.spec()));
+  ASSIGN_OR_RETURN(const Admitted admitted, Admit(config));
 
   absl::MutexLock persist(&persist_mu_);
   v1::Job job;
   v1::JobEvent event;
   {
     absl::MutexLock lock(&mu_);
-    if (!request.request_id().empty()) {
-      if (auto it = by_request_id_.find(request.request_id()); it != by_request_id_.end()) {
-        const v1::Job& existing = jobs_.at(it->second).job;
-        if (google::protobuf::util::MessageDifferencer::Equals(existing.spec(), request.spec())) {
-          return existing;
-        }
-        return absl::AlreadyExistsError(absl::StrCat("request_id \"", request.request_id(),
-                                                     "\" was already used for job ", existing.id(),
-                                                     " with a different spec"));
-      }
+    if (std::optional<absl::StatusOr<v1::Job>> replay = ReplayLocked(request)) {
+      return *std::move(replay);  // a concurrent retry stored it meanwhile
     }
     if (!intake_open_) {
       return absl::UnavailableError("the server is shutting down and accepts no new jobs");
     }
-    const int64_t queued = std::count_if(
-        queue_.ids().begin(), queue_.ids().end(),
-        [&](const std::string& q) { return jobs_.at(q).job.state() == v1::JOB_STATE_QUEUED; });
+    const std::vector<std::string> waiting = queue_.ids();
+    const int64_t queued = std::count_if(waiting.begin(), waiting.end(), [&](const std::string& q) {
+      return jobs_.at(q).job.state() == v1::JOB_STATE_QUEUED;
+    });
     if (queued >= options_.max_queued_jobs) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "the queue is full (", queued,
@@ -278,6 +316,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
     *job.mutable_spec() = request.spec();
     job.set_state(v1::JOB_STATE_QUEUED);
     job.set_request_id(request.request_id());
+    *job.mutable_memory_estimate() = ToProto(admitted.estimate);
     *job.mutable_create_time() = TimeUtil::GetCurrentTime();
     event.set_sequence(0);
     event.set_state(v1::JOB_STATE_QUEUED);
@@ -293,11 +332,49 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
   by_seq_[e.seq] = job.id();
   if (!job.request_id().empty()) by_request_id_[job.request_id()] = job.id();
   jobs_[job.id()] = std::move(e);
-  queue_.Push(job.id());
+  queue_.Push(job.id(), admitted.demand);
   PublishJobGauges();
   ServerMetrics().JobSubmitted();
+  ServerMetrics().AdmissionDecided(AdmissionDecision::kAccepted);
   cajal::Log(LogLevel::kInfo, "job submitted", {{"job_id", job.id()}, {"state", "queued"}});
   return job;
+}
+
+std::optional<absl::StatusOr<v1::Job>> JobManager::Replay(const v1::SubmitJobRequest& request) {
+  absl::MutexLock lock(&mu_);
+  return ReplayLocked(request);
+}
+
+std::optional<absl::StatusOr<v1::Job>> JobManager::ReplayLocked(
+    const v1::SubmitJobRequest& request) {
+  if (request.request_id().empty()) return std::nullopt;
+  auto it = by_request_id_.find(request.request_id());
+  if (it == by_request_id_.end()) return std::nullopt;
+  const v1::Job& existing = jobs_.at(it->second).job;
+  if (google::protobuf::util::MessageDifferencer::Equals(existing.spec(), request.spec())) {
+    return absl::StatusOr<v1::Job>(existing);
+  }
+  return absl::StatusOr<v1::Job>(absl::AlreadyExistsError(
+      absl::StrCat("request_id \"", request.request_id(), "\" was already used for job ",
+                   existing.id(), " with a different spec")));
+}
+
+absl::StatusOr<Admitted> JobManager::Admit(const JobConfig& config) {
+  ASSIGN_OR_RETURN(Admitted admitted, admission_.Estimate(config));
+  if (absl::Status s = admission_.CheckCapacity(admitted); !s.ok()) {
+    ServerMetrics().AdmissionDecided(AdmissionDecision::kTooLarge);
+    return s;
+  }
+  int64_t reserved;
+  {
+    absl::MutexLock lock(&mu_);
+    reserved = queue_.reserved_bytes();
+  }
+  if (absl::Status s = admission_.CheckNow(admitted, reserved); !s.ok()) {
+    ServerMetrics().AdmissionDecided(AdmissionDecision::kNotNow);
+    return s;
+  }
+  return admitted;
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& id) const {
@@ -362,6 +439,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
     if (to == v1::JOB_STATE_CANCELLING) jobs_.at(id).stop->store(true);
+    if (to == v1::JOB_STATE_CANCELLED && queue_.Remove(id)) PublishJobGauges();
   }
   return Get(id);
 }
@@ -469,28 +547,41 @@ absl::StatusOr<std::shared_ptr<EventLog>> JobManager::Log(const std::string& id)
 
 void JobManager::WorkerLoop() {
   while (true) {
-    std::string id;
+    Lease lease;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](JobManager* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m->mu_) {
-            return m->shutting_down_ || (m->intake_open_ && !m->queue_.empty());
+            return m->shutting_down_ || (m->intake_open_ && m->queue_.CanPick());
           },
           this));
       if (shutting_down_) return;
-      id = queue_.Pop();
+      lease = *queue_.Pick();
+      running_[lease.id] = lease;
       PublishJobGauges();
     }
-    RunQueued(id);
+    RunQueued(lease);
   }
 }
 
-void JobManager::RunQueued(const std::string& id) {
+void JobManager::Release(const Lease& lease) {
+  absl::MutexLock lock(&mu_);
+  queue_.Release(lease);
+  running_.erase(lease.id);
+  PublishJobGauges();
+}
+
+void JobManager::RunQueued(const Lease& lease) {
+  // The job's memory and GPU go back as soon as its run is over: before its final state, so a
+  // client that sees it finished finds them free.
+  absl::Cleanup release = [this, &lease] { Release(lease); };
+  const std::string& id = lease.id;
   RunRequest request;
   request.id = id;
   request.job_dir = JobDir(id);
   request.max_threads = threads_per_job_;
   std::shared_ptr<EventLog> log;
+  absl::Status refusal;
   {
     absl::MutexLock lock(&mu_);
     auto it = jobs_.find(id);
@@ -501,6 +592,7 @@ void JobManager::RunQueued(const std::string& id) {
     request.spec = it->second.job.spec();
     request.stop = it->second.stop;
     log = it->second.log;
+    refusal = it->second.refusal;
   }
   const absl::StatusOr<bool> counted = crash_loop_.Begin(id);
   if (counted.ok() && !*counted) return;  // a clean shutdown began: the next server runs it
@@ -509,11 +601,18 @@ void JobManager::RunQueued(const std::string& id) {
     return;
   }
   RunOutcome outcome;
+  absl::StatusOr<Backend*> backend =
+      lease.gpu >= 0 ? GetBackend({DeviceChoice::kGpu, lease.gpu}) : CpuBackend();
   if (!counted.ok()) {
     outcome = {RunEnd::kFailed,
                absl::Status(counted.status().code(), absl::StrCat("cannot record the job's start: ",
                                                                   counted.status().message()))};
+  } else if (!refusal.ok()) {
+    outcome = {RunEnd::kFailed, refusal};
+  } else if (!backend.ok()) {
+    outcome = {RunEnd::kFailed, backend.status()};
   } else {
+    request.backend = *backend;
     if (request.resume) {
       std::vector<v1::JobEvent> events;
       log->Read(0, SIZE_MAX, &events);
@@ -523,6 +622,7 @@ void JobManager::RunQueued(const std::string& id) {
     }
     outcome = RunJob(request, this);
   }
+  std::move(release).Invoke();
   RecordOutcome(id, outcome);
   crash_loop_.End(id);
 }

@@ -1,8 +1,14 @@
 // The job manager: the in-memory table of every job, the operations of the API on it, the
 // ordered persistence of each change, and the worker threads that take jobs from the queue
 // and run them. Its rooms are files of their own: the state machine (job_state.h), each job's
-// event log for watchers (event_log.h), the queue (job_queue.h) and the run of one job with
-// its checkpoints (job_runner.h).
+// event log for watchers (event_log.h), admission at submit (admission.h), the queue and the
+// resources jobs wait for there (job_queue.h), crash-loop accounting (crash_loop.h) and the
+// run of one job with its checkpoints (job_runner.h).
+//
+// Resources: SubmitJob estimates the job's memory and refuses what could never fit
+// (kInvalidArgument) or cannot fit now (kResourceExhausted); a worker starts the first queued
+// job whose memory fits beside the running jobs' and, for a GPU job, that finds a free GPU
+// (one job per GPU), and runs it on that GPU's backend.
 //
 // Reads (Get, List, event logs of active jobs) are served from memory and never block on
 // disk. Submit, Cancel, Delete and Metrics write or read the store and may block on I/O: the
@@ -17,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "cajal/v1/training_service.pb.h"
+#include "service/server/admission.h"
 #include "service/server/crash_loop.h"
 #include "service/server/event_log.h"
 #include "service/server/job_queue.h"
@@ -42,7 +50,13 @@ struct ManagerOptions {
   // A job that was RUNNING when the server stopped uncleanly this many times in a row is
   // FAILED at load instead of run again (crash_loop.h); 0: never.
   int crash_loop_limit = 2;
+  // Memory for the jobs together, the live budget, the GPUs (admission.h).
+  AdmissionOptions admission;
 };
+
+// kFailedPrecondition for training.device gpu on a server that runs no job on a GPU (`gpus` 0),
+// saying why (no CUDA backend, no visible GPU, --gpus 0).
+absl::Status CheckDevice(const JobConfig& config, int gpus);
 
 class JobManager : private JobSink {
  public:
@@ -91,12 +105,28 @@ class JobManager : private JobSink {
     int64_t seq = 0;                // creation order, for listing
     std::shared_ptr<EventLog> log;  // null until needed for an old terminal job
     std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);
+    // Set at load for a waiting job this server cannot run (its data are gone, it no longer
+    // fits): it fails when its turn comes.
+    absl::Status refusal;
   };
 
   JobManager(const ManagerOptions& options, Store* store);
+  // The job of an earlier submit with the same request_id: it (same spec) or kAlreadyExists
+  // (another spec); nullopt when there is none.
+  std::optional<absl::StatusOr<v1::Job>> Replay(const v1::SubmitJobRequest& request);
+  std::optional<absl::StatusOr<v1::Job>> ReplayLocked(const v1::SubmitJobRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job's estimate and demand, with the admission decision counted: kInvalidArgument when
+  // it could never fit, kResourceExhausted when it cannot now.
+  absl::StatusOr<Admitted> Admit(const JobConfig& config);
+  // What a stored job that waits to run will hold (its estimate is recomputed: the data and
+  // the server's resources may have changed); an error when it cannot run here any more.
+  absl::StatusOr<Admitted> AdmitStored(v1::Job* job) const;
   void WorkerLoop();
   // Runs one job taken from the queue to its end (or to a shutdown) and records the outcome.
-  void RunQueued(const std::string& id);
+  void RunQueued(const Lease& lease);
+  // Gives back a finished job's resources.
+  void Release(const Lease& lease);
   // The job's state after a run: SUCCEEDED (its checkpoint removed), FAILED, CANCELLED, or
   // still RUNNING after a shutdown interrupted it.
   void RecordOutcome(const std::string& id, const RunOutcome& outcome);
@@ -110,13 +140,15 @@ class JobManager : private JobSink {
   // order of calls. `event` gets its sequence number and time here.
   absl::Status Update(const std::string& id, const std::function<absl::Status(v1::Job*)>& mutate,
                       v1::JobEvent* event);
-  // Sets the cajal_jobs and cajal_queue_depth gauges from memory (exact: they cannot drift).
+  // Sets the cajal_jobs, cajal_queue_depth and resource gauges from memory (exact: they cannot
+  // drift).
   void PublishJobGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ManagerOptions options_;
   Store* const store_;
   int threads_per_job_ = 1;
   CrashLoopGuard crash_loop_;
+  const Admission admission_;
 
   // Serializes store writes so they land in the order the memory was updated.
   absl::Mutex persist_mu_;
@@ -125,6 +157,7 @@ class JobManager : private JobSink {
   std::map<int64_t, std::string> by_seq_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> by_request_id_ ABSL_GUARDED_BY(mu_);
   JobQueue queue_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Lease> running_ ABSL_GUARDED_BY(mu_);  // started by this server
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   bool intake_open_ ABSL_GUARDED_BY(mu_) = true;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;

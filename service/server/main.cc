@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "core/train/memory.h"
 #include "service/server/logging.h"
 #include "service/server/server.h"
 
@@ -40,6 +41,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads_per_job", o.threads_per_job,
                  "Compute threads per job (0: the available cores divided among concurrent jobs)")
+      ->capture_default_str();
+  std::string max_job_memory;
+  app.add_option("--max_job_memory", max_job_memory,
+                 "Memory the jobs may use together: 8GB, 512MiB, bytes (default: what the "
+                 "process may use at start, less 10% and the server's own baseline)");
+  app.add_option("--gpus", o.gpus, "GPUs to run jobs on, one job each (-1: all visible)")
       ->capture_default_str();
   app.add_option("--crash_loop_limit", o.crash_loop_limit,
                  "A job that was running when the server stopped uncleanly this many times in a "
@@ -73,6 +80,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cajald: --shutdown_grace: not a duration: \"%s\" (e.g. 20s)\n",
                  grace.c_str());
     return 2;
+  }
+  if (!max_job_memory.empty()) {
+    absl::StatusOr<int64_t> bytes = cajal::ParseBytes(max_job_memory);
+    if (!bytes.ok() || *bytes <= 0) {
+      std::fprintf(
+          stderr, "cajald: --max_job_memory: %s\n",
+          bytes.ok() ? "must be more than 0 bytes" : std::string(bytes.status().message()).c_str());
+      return 2;
+    }
+    o.max_job_memory = *bytes;
   }
   const double grace_s = absl::ToDoubleSeconds(o.shutdown_grace);
   absl::StatusOr<cajal::LogFormat> format = cajal::ParseLogFormat(log_format);

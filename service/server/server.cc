@@ -16,7 +16,10 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "core/backend/registry.h"
+#include "core/train/memory.h"
 #include "core/util/status_macros.h"
+#include "service/server/logging.h"
 
 namespace cajal {
 
@@ -40,6 +43,16 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   }
   if (o.threads_per_job < 0) {
     return bad("threads_per_job", absl::StrCat("must be >= 0, got ", o.threads_per_job));
+  }
+  if (o.max_job_memory < 0) {
+    return bad("max_job_memory", absl::StrCat("must be >= 0, got ", o.max_job_memory));
+  }
+  const int visible = VisibleGpuCount();
+  if (o.gpus < -1 || o.gpus > visible) {
+    return bad("gpus", absl::StrCat("must be in [0, ", visible,
+                                    "] (the GPUs this process sees), "
+                                    "or -1 for all of them, got ",
+                                    o.gpus));
   }
   if (o.crash_loop_limit < 0) {
     return bad("crash_loop_limit", absl::StrCat("must be >= 0, got ", o.crash_loop_limit));
@@ -130,10 +143,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   mo.max_queued_jobs = options.max_queued_jobs;
   mo.threads_per_job = options.threads_per_job;
   mo.crash_loop_limit = options.crash_loop_limit;
+  mo.admission.capacity = options.max_job_memory > 0
+                              ? FlagBudget(options.max_job_memory, "--max_job_memory")
+                              : DefaultJobMemory();
+  mo.admission.gpus = options.gpus < 0 ? VisibleGpuCount() : options.gpus;
+  Log(LogLevel::kInfo, "resources for jobs",
+      {{"memory", FormatBytes(mo.admission.capacity.bytes)},
+       {"memory_source", mo.admission.capacity.source},
+       {"gpus", std::to_string(mo.admission.gpus)}});
+  ServerMetrics().SetGpuInfoSource(mo.admission.gpus, GetGpuInfo);
   ASSIGN_OR_RETURN(s->manager_, JobManager::Create(mo, s->store_.get()));
   s->executor_ = std::make_unique<Executor>();
+  s->artifact_executor_ = std::make_unique<Executor>();
   s->service_ = std::make_unique<TrainingServiceImpl>(s->manager_.get(), s->executor_.get(),
-                                                      &s->auth_, options.max_watchers_per_job);
+                                                      s->artifact_executor_.get(), &s->auth_,
+                                                      options.max_watchers_per_job);
 
   if (options.metrics_port >= 0) {
     ASSIGN_OR_RETURN(s->metrics_,
@@ -174,7 +198,8 @@ void Server::Shutdown(absl::Duration grace) {
   server_->Shutdown(deadline);
   server_->Wait();
   manager_->Shutdown();
-  executor_.reset();  // drains posted store work
+  executor_.reset();           // drains posted store work
+  artifact_executor_.reset();  // and downloads being prepared
 }
 
 Server::~Server() {

@@ -35,6 +35,11 @@ struct ServerOptions {
   // A job that was running when the server stopped uncleanly this many times in a row is
   // FAILED instead of run again (docs/durability.md); 0: never.
   int crash_loop_limit = 2;
+  // Memory the jobs may use together, bytes (docs/resources.md). 0: what the process may use
+  // when the server starts (cgroup memory.max or MemAvailable, less 10%), less its baseline.
+  int64_t max_job_memory = 0;
+  // GPUs to run jobs on, one job each: GPUs 0..gpus-1 of the visible ones. -1: all visible.
+  int gpus = -1;
   int max_message_bytes = 4 << 20;
   int max_watchers_per_job = 4096;
   absl::Duration shutdown_grace = absl::Seconds(20);
@@ -66,7 +71,8 @@ class Server {
   ServerOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<JobManager> manager_;
-  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<Executor> executor_;           // the store's calls
+  std::unique_ptr<Executor> artifact_executor_;  // DownloadModel's files (ONNX export)
   Authenticator auth_;
   std::unique_ptr<TrainingServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -156,11 +156,12 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
   const int max_watchers_;
 };
 
-// Streams the model file in kModelChunkBytes pieces.
+// Streams a job's files in kModelChunkBytes pieces.
 class DownloadReactor : public grpc::ServerWriteReactor<v1::ModelChunk> {
  public:
-  // Streams the files one after the other, as much of each as it held when the call began.
-  explicit DownloadReactor(const absl::StatusOr<std::vector<std::string>>& paths) {
+  // Streams the files one after the other, as much of each as it held when Begin was called.
+  // Called once, from the executor that found the files.
+  void Begin(const absl::StatusOr<std::vector<std::string>>& paths) {
     if (!paths.ok()) {
       Finish(ToGrpcStatus(paths.status()));
       return;
@@ -301,7 +302,14 @@ grpc::ServerWriteReactor<v1::ModelChunk>* TrainingServiceImpl::DownloadModel(
   if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
     return new ErrorWriteReactor<v1::ModelChunk>(auth);
   }
-  return new DownloadReactor(manager_->ArtifactPaths(request->id(), request->artifact()));
+  // Finding the files may export the model to ONNX (seconds for a large model) or list a
+  // directory: never in the reaction.
+  auto* reactor = new DownloadReactor();
+  artifact_executor_->Post(
+      [reactor, manager = manager_, id = request->id(), artifact = request->artifact()] {
+        reactor->Begin(manager->ArtifactPaths(id, artifact));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::DeleteJob(grpc::CallbackServerContext* ctx,

@@ -3,7 +3,9 @@
 // Unary calls that only read memory (GetJob, ListJobs) finish inside the reaction; calls that
 // touch the store (SubmitJob, CancelJob, GetJobMetrics, DeleteJob) are finished from the
 // executor thread. WatchJob and DownloadModel are small reactor classes that own their state
-// and delete themselves in OnDone. No reaction blocks.
+// and delete themselves in OnDone; DownloadModel finds its files (exporting the model to ONNX
+// on first request) on the artifact executor, so a slow export holds up neither a reaction nor
+// the store's calls. No reaction blocks.
 #ifndef CAJAL_SERVICE_SERVER_TRAINING_SERVICE_H_
 #define CAJAL_SERVICE_SERVER_TRAINING_SERVICE_H_
 
@@ -20,10 +22,12 @@ inline constexpr size_t kModelChunkBytes = 256 * 1024;
 class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
  public:
   // `auth` checks every call; `max_watchers_per_job` bounds the WatchJob streams of one job.
-  TrainingServiceImpl(JobManager* manager, Executor* executor, const Authenticator* auth,
-                      int max_watchers_per_job)
+  // `executor` runs the store's calls, `artifact_executor` DownloadModel's preparation.
+  TrainingServiceImpl(JobManager* manager, Executor* executor, Executor* artifact_executor,
+                      const Authenticator* auth, int max_watchers_per_job)
       : manager_(manager),
         executor_(executor),
+        artifact_executor_(artifact_executor),
         auth_(auth),
         max_watchers_per_job_(max_watchers_per_job) {}
 
@@ -60,6 +64,7 @@ class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
 
   JobManager* manager_;
   Executor* executor_;
+  Executor* artifact_executor_;
   const Authenticator* auth_;
   int max_watchers_per_job_;
 };

@@ -576,4 +576,21 @@ absl::StatusOr<JobConfig> ToJobConfig(const JobSpec& spec) {
   return c;
 }
 
+v1::MemoryEstimate ToProto(const MemoryEstimate& e) {
+  v1::MemoryEstimate p;
+  p.set_total_bytes(e.total_bytes());
+  p.set_host_bytes(e.host_bytes);
+  p.set_device_bytes(e.device_bytes);
+  p.set_parameters(e.parameters);
+  if (!e.items.empty()) {
+    const MemoryItem& big = e.Biggest();
+    v1::MemoryItem* b = p.mutable_biggest();
+    b->set_where(big.where);
+    b->set_what(big.what);
+    b->set_bytes(big.bytes);
+    b->set_device(big.device);
+  }
+  return p;
+}
+
 }  // namespace cajal

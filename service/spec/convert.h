@@ -11,7 +11,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cajal/v1/job_spec.pb.h"
+#include "cajal/v1/training_service.pb.h"
 #include "core/train/job.h"
+#include "core/train/memory.h"
 
 namespace cajal {
 
@@ -26,6 +28,10 @@ absl::Status ValidateSpec(const v1::JobSpec& spec);
 
 // Validates, then converts with every default applied.
 absl::StatusOr<JobConfig> ToJobConfig(const v1::JobSpec& spec);
+
+// A job's memory estimate as the API shows it (Job.memory_estimate): the totals and the
+// biggest item.
+v1::MemoryEstimate ToProto(const MemoryEstimate& estimate);
 
 }  // namespace cajal
 
