@@ -174,7 +174,14 @@ Metrics::Metrics(const std::string& backend) : registry_(std::make_shared<promet
       .Add({})
       .Set(ProcessStartTimeSeconds());
 
-  // Jobs.
+  DeclareJobs(r);
+  DeclareTraining(r);
+  DeclareResources(r);
+  DeclareStorageAndRpcs(r);
+}
+
+// Jobs.
+void Metrics::DeclareJobs(prometheus::Registry& r) {
   jobs_submitted_ = &BuildCounter()
                          .Name("cajal_jobs_submitted_total")
                          .Help("Jobs accepted by SubmitJob (idempotent retries not counted)")
@@ -207,8 +214,10 @@ Metrics::Metrics(const std::string& backend) : registry_(std::make_shared<promet
                           "will resume")
                       .Register(r)
                       .Add({});
+}
 
-  // Training.
+// Training.
+void Metrics::DeclareTraining(prometheus::Registry& r) {
   steps_ = &BuildCounter()
                 .Name("cajal_steps_total")
                 .Help("Training steps (batches) completed, all jobs")
@@ -234,8 +243,10 @@ Metrics::Metrics(const std::string& backend) : registry_(std::make_shared<promet
   // Loss and accuracy are not exported: they are per job, and a job id must not be a label;
   // summed or averaged across different models they mean nothing. GetJobMetrics, WatchJob and
   // the job's TensorBoard events carry them (docs/observability.md).
+}
 
-  // Resources (docs/resources.md).
+// Resources (docs/resources.md).
+void Metrics::DeclareResources(prometheus::Registry& r) {
   admission_decisions_ = &BuildCounter()
                               .Name("cajal_admission_decisions_total")
                               .Help(
@@ -272,8 +283,10 @@ Metrics::Metrics(const std::string& backend) : registry_(std::make_shared<promet
                               "Memory in use on each GPU the server uses (by any process), "
                               "bytes, read at every scrape")
                           .Register(r);
+}
 
-  // Checkpoints and the store.
+// Checkpoints, the store and RPCs.
+void Metrics::DeclareStorageAndRpcs(prometheus::Registry& r) {
   checkpoint_duration_ = &BuildHistogram()
                               .Name("cajal_checkpoint_duration_seconds")
                               .Help(

@@ -110,6 +110,12 @@ class Metrics {
   void RemoveThroughput(const void* meter);
 
  private:
+  // The constructor's parts: each declares a group of metrics on `r`.
+  void DeclareJobs(prometheus::Registry& r);
+  void DeclareTraining(prometheus::Registry& r);
+  void DeclareResources(prometheus::Registry& r);
+  void DeclareStorageAndRpcs(prometheus::Registry& r);
+
   std::shared_ptr<prometheus::Registry> registry_;
 
   prometheus::Counter* jobs_submitted_;

@@ -679,6 +679,25 @@ TEST_F(ServiceTest, AJobThatFitsAloneButNotNowWaitsQueued) {
   EXPECT_EQ(GaugeValue("cajal_job_memory_reserved_bytes"), 0);
 }
 
+// Waiting jobs are estimated again when the server starts: one that no longer fits the memory
+// for jobs (a smaller --max_job_memory) FAILS when its turn comes, the others run.
+TEST_F(ServiceTest, AfterARestartAJobThatNoLongerFitsFailsWhenItsTurnComes) {
+  v1::Job running, queued;
+  ASSERT_TRUE(Submit(Spec(kLongSpec), &running).ok());
+  WaitFor(running.id(), [](const v1::Job& j) { return j.progress().step() > 0; });
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &queued).ok());
+  const int64_t quick = EstimateOf(kQuickSpec).total_bytes();
+  ASSERT_LT(2 * quick, running.memory_estimate().total_bytes());
+  const std::string dir = data_dir_;
+  StopServer();
+  StartServer(dir, 100, 1, /*max_job_memory=*/2 * quick);
+  const v1::Job failed =
+      WaitFor(running.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_FAILED; });
+  EXPECT_THAT(failed.error(), HasSubstr("too large for this server: the job needs an estimated"));
+  EXPECT_THAT(failed.error(), HasSubstr("(--max_job_memory)"));
+  WaitFor(queued.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+}
+
 // A job that passes admission but whose Prepare fails (the network's outputs do not match the
 // classes) FAILS with the core's message; the worker is free for the next job.
 TEST_F(ServiceTest, AJobWhosePrepareFailsFailsAndTheServerRunsTheNext) {
