@@ -158,6 +158,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (train_cmd->parsed()) {
+    // SIGTERM stops the run at a step boundary; taken before MPI starts its threads.
+    cajal::TermSignal term;
     // Under mpirun (or the MPI Operator's launcher) the ranks train one model together.
     std::unique_ptr<cajal::Collective> collective;
     if (cajal::LaunchedByMpi()) {
@@ -170,7 +172,7 @@ int main(int argc, char** argv) {
     }
     // The core returns statuses; this is the last guard that no input ends in an abort.
     try {
-      return cajal::RunTrain(train, collective.get());
+      return cajal::RunTrain(train, collective.get(), &term);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "cajal: training failed: %s\n", e.what());
       return 1;

@@ -1,15 +1,12 @@
 #include "service/cli/train_command.h"
 
-#include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -166,34 +163,6 @@ int FailCode(const absl::Status& s) {
   }
 }
 
-// SIGTERM (Kubernetes evicting the pod, mpirun passing it on) asks the run to stop at the next
-// step boundary and checkpoint. Taken with sigwait on a thread of its own: the signal is
-// blocked in every other thread (MPI's and OpenMP's inherit the mask).
-class TermSignal {
- public:
-  TermSignal() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this] {
-      int sig = 0;
-      if (sigwait(&set_, &sig) == 0 && sig == SIGTERM) received_.store(true);
-    });
-  }
-  ~TermSignal() {
-    // Wake the waiting thread if no signal came, and restore the mask.
-    if (!received_.load()) pthread_kill(thread_.native_handle(), SIGTERM);
-    thread_.join();
-    pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
-  }
-  bool received() const { return received_.load(std::memory_order_relaxed); }
-
- private:
-  sigset_t set_;
-  std::atomic<bool> received_{false};
-  std::thread thread_;
-};
-
 // Checkpoints at the boundaries the service uses and stops on SIGTERM; forwards everything to
 // `next` (rank 0's printing observer, or nothing on the other ranks).
 class CheckpointingObserver : public TrainObserver {
@@ -265,7 +234,7 @@ int WriteOutputs(const TrainOptions& o, const v1::JobSpec& spec, TrainingJob& jo
   return kExitOk;
 }
 
-int RunTrainOn(const TrainOptions& o, Collective& collective) {
+int RunTrainOn(const TrainOptions& o, Collective& collective, const TermSignal* term) {
   const bool rank0 = collective.rank() == 0;
   absl::StatusOr<v1::JobSpec> spec = LoadSpecFile(o.spec_path, o.overrides);
   if (!spec.ok()) return Fail(kExitBadSpec, spec.status());
@@ -312,10 +281,8 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
                  static_cast<long long>(config->batch_size * collective.size()));
   }
 
-  std::unique_ptr<TermSignal> term;
   std::unique_ptr<Checkpointer> checkpointer;
   if (!o.checkpoint_dir.empty()) {
-    term = std::make_unique<TermSignal>();
     const v1::JobSpec& ours = *spec;
     checkpointer =
         std::make_unique<Checkpointer>(job->get(), o.checkpoint_dir + "/checkpoint.cajal",
@@ -346,7 +313,7 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
     top = event_observer.get();
   }
   CheckpointingObserver observer(checkpointer.get(), spec->training().checkpoint_every_steps(),
-                                 term.get(), top);
+                                 term, top);
   absl::StatusOr<TrainResult> result = (*job)->Run(&observer);
   if (!result.ok()) return Fail(kExitFailed, result.status());
   if (!observer.status.ok()) return Fail(kExitFailed, observer.status);
@@ -380,13 +347,13 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
 
 }  // namespace
 
-int RunTrain(const TrainOptions& o, Collective* collective) {
+int RunTrain(const TrainOptions& o, Collective* collective, const TermSignal* term) {
   std::unique_ptr<Collective> single;
   if (collective == nullptr) {
     single = SingleProcessCollective();
     collective = single.get();
   }
-  const int code = RunTrainOn(o, *collective);
+  const int code = RunTrainOn(o, *collective, term);
   // A rank that fails alone would leave the others waiting in a collective: stop them all.
   if (code != kExitOk && code != kExitTerminated && collective->size() > 1) {
     collective->Abort(absl::StrCat("failed (exit ", code, "); stopping every rank"), code);

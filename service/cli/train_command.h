@@ -8,6 +8,7 @@
 
 #include "core/collective/collective.h"
 #include "service/cli/kfp_output.h"
+#include "service/cli/term_signal.h"
 
 namespace cajal {
 
@@ -29,9 +30,11 @@ struct TrainOptions {
 };
 
 // Exit codes: 0 success, 1 training failure, 2 bad spec or arguments (message on stderr), 143
-// stopped by SIGTERM after writing a checkpoint. `collective`: the ranks of a data-parallel
-// run (null: one process); rank 0 alone prints and writes outputs.
-int RunTrain(const TrainOptions& options, Collective* collective = nullptr);
+// stopped by SIGTERM (after writing a checkpoint with --checkpoint_dir). `collective`: the
+// ranks of a data-parallel run (null: one process); rank 0 alone prints and writes outputs.
+// `term`: SIGTERM, taken (null: the signal's default action).
+int RunTrain(const TrainOptions& options, Collective* collective = nullptr,
+             const TermSignal* term = nullptr);
 
 struct EvaluateOptions {
   std::string model_path;
