@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "absl/time/time.h"
 #include "service/cli/client_commands.h"
 #include "service/cli/train_command.h"
 
@@ -14,7 +15,13 @@ int main(int argc, char** argv) {
 
   cajal::TrainOptions train;
   CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a job spec and exit");
-  train_cmd->add_option("--spec", train.spec_path, "Job spec (YAML or JSON)")->required();
+  CLI::Option* spec_file =
+      train_cmd->add_option("--spec", train.spec_path, "Job spec file (YAML or JSON)");
+  train_cmd
+      ->add_option("--spec-text", train.spec_text,
+                   "The job spec itself, as YAML or JSON text (a KFP string parameter); "
+                   "instead of --spec")
+      ->excludes(spec_file);
   train_cmd
       ->add_option("--set", train.overrides,
                    "Override a spec field: path=value, e.g. model.layers.0.dense.units=512 "
@@ -43,6 +50,25 @@ int main(int argc, char** argv) {
                         "Write the final metrics as KFP v1 MLPipeline Metrics JSON here");
   train_cmd->add_option("--model-out", train.kfp.model_out_path,
                         "Also copy model.cajal to this path (a KFP {outputPath: model})");
+  train_cmd->add_flag("--katib-push", train.katib_push,
+                      "Report each epoch's metrics to Katib's db-manager (Experiments with "
+                      "metricsCollectorSpec.collector.kind: Push)");
+  train_cmd
+      ->add_option("--katib-db-manager", train.katib.address,
+                   "host:port of katib-db-manager, with --katib-push")
+      ->capture_default_str();
+  train_cmd
+      ->add_option("--katib-trial-name", train.katib.trial_name,
+                   "Trial the metrics belong to, with --katib-push (default: $KATIB_TRIAL_NAME, "
+                   "which Katib sets)")
+      ->envname("KATIB_TRIAL_NAME");
+  double katib_timeout_s = absl::ToDoubleSeconds(train.katib.timeout);
+  train_cmd
+      ->add_option("--katib-push-timeout", katib_timeout_s,
+                   "Seconds to wait for katib-db-manager at start and for each report, retries "
+                   "included; then the trial fails")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 
   cajal::EvaluateOptions eval;
   CLI::App* eval_cmd = app.add_subcommand("evaluate", "Report loss and accuracy of a saved model");
@@ -113,7 +139,10 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
-  if (train_cmd->parsed()) return cajal::RunTrain(train);
+  if (train_cmd->parsed()) {
+    train.katib.timeout = absl::Seconds(katib_timeout_s);
+    return cajal::RunTrain(train);
+  }
   if (eval_cmd->parsed()) return cajal::RunEvaluate(eval);
   if (absl::Status s = cajal::ResolveToken(token_file, &client); !s.ok()) {
     std::fprintf(stderr, "cajal: %s\n", std::string(s.message()).c_str());

@@ -16,6 +16,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "service/cli/kfp_output.h"
 #include "service/cli/metrics_lines.h"
+#include "service/katib/push_observer.h"
 #include "service/spec/convert.h"
 #include "service/spec/spec_loader.h"
 #include "service/tfevents/event_observer.h"
@@ -110,7 +111,12 @@ absl::Status MakeDir(const std::string& dir) {
 }  // namespace
 
 int RunTrain(const TrainOptions& o) {
-  absl::StatusOr<v1::JobSpec> spec = LoadSpecFile(o.spec_path, o.overrides);
+  if (o.spec_path.empty() == o.spec_text.empty()) {
+    return Fail(kExitBadSpec, absl::InvalidArgumentError("give the job spec with --spec FILE "
+                                                         "or --spec-text TEXT (one of them)"));
+  }
+  absl::StatusOr<v1::JobSpec> spec = o.spec_text.empty() ? LoadSpecFile(o.spec_path, o.overrides)
+                                                         : ParseSpec(o.spec_text, o.overrides);
   if (!spec.ok()) return Fail(kExitBadSpec, spec.status());
   absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
   if (!config.ok()) return Fail(kExitBadSpec, config.status());
@@ -131,8 +137,18 @@ int RunTrain(const TrainOptions& o) {
                                                          o.tfevents_every_steps, &observer);
     run_observer = event_observer.get();
   }
+  std::unique_ptr<KatibPushObserver> katib;
+  if (o.katib_push) {
+    absl::StatusOr<std::unique_ptr<KatibPushObserver>> k =
+        KatibPushObserver::Start(o.katib, (*job)->train_data().classification(), run_observer);
+    if (!k.ok())
+      return Fail(absl::IsInvalidArgument(k.status()) ? kExitBadSpec : kExitFailed, k.status());
+    katib = *std::move(k);
+    run_observer = katib.get();
+  }
   absl::StatusOr<TrainResult> result = (*job)->Run(run_observer);
   if (!result.ok()) return Fail(kExitFailed, result.status());
+  if (katib != nullptr && !katib->status().ok()) return Fail(kExitFailed, katib->status());
   if (event_observer != nullptr && !event_observer->status().ok()) {
     return Fail(kExitFailed, event_observer->status());
   }
@@ -151,6 +167,12 @@ int RunTrain(const TrainOptions& o) {
       observer.Add(result->steps, (*job)->state().epoch, "test_accuracy", result->test.accuracy);
       absl::StrAppendFormat(&final_line, "test_accuracy=%.4f ", result->test.accuracy);
     }
+  }
+  if (katib != nullptr && result->has_test) {
+    std::vector<std::pair<std::string, double>> test = {{"test_loss", result->test.loss}};
+    if ((*job)->train_data().classification())
+      test.push_back({"test_accuracy", result->test.accuracy});
+    if (absl::Status s = katib->ReportFinal(test); !s.ok()) return Fail(kExitFailed, s);
   }
   const std::string model_path = o.out_dir + "/model.cajal";
   if (absl::Status s = WriteModelFile(model_path, SnapshotJob(**job, SpecToJson(*spec))); !s.ok()) {

@@ -7,17 +7,21 @@
 #include <vector>
 
 #include "service/cli/kfp_output.h"
+#include "service/katib/db_manager_client.h"
 
 namespace cajal {
 
 struct TrainOptions {
   std::string spec_path;
+  std::string spec_text;  // the spec itself (--spec-text); exactly one of the two is set
   std::vector<std::string> overrides;
   std::string out_dir = ".";
   bool timestamps = false;   // prefix each metrics line with an RFC 3339 time (Katib medianstop)
   std::string tfevents_dir;  // non-empty: also write a TensorBoard event file there
   int64_t tfevents_every_steps = 0;  // > 0: also record `step_loss` every that many steps
-  KfpOutputOptions kfp;  // Kubeflow Pipelines outputs (--kfp-output-metadata, --model-out, ...)
+  KfpOutputOptions kfp;     // Kubeflow Pipelines outputs (--kfp-output-metadata, --model-out, ...)
+  bool katib_push = false;  // --katib-push: report metrics to katib-db-manager (service/katib)
+  KatibPushOptions katib;
 };
 
 // Exit codes: 0 success, 1 training failure, 2 bad spec or arguments (message on stderr).
