@@ -220,21 +220,44 @@ def check_experiment(doc):
             err("trialSpec must not set metadata.name or metadata.namespace")
         if trial.get("kind") == "Job" and trial.get("apiVersion") != "batch/v1":
             err("a Job trial must be apiVersion batch/v1")
-        pod = (trial.get("spec") or {}).get("template") or {}
+        if trial.get("kind") not in TRIAL_KINDS:
+            err(f"trialSpec kind {trial.get('kind')!r} is not one of {sorted(TRIAL_KINDS)}")
+        pod = primary_pod_template(trial)
         pod_spec = pod.get("spec") or {}
         containers = pod_spec.get("containers") or []
         primary = tt.get("primaryContainerName")
         if not primary:
             err("spec.trialTemplate.primaryContainerName is required")
         elif primary not in [c.get("name") for c in containers]:
-            err(f"primaryContainerName {primary!r} names no container of the trial")
+            err(f"primaryContainerName {primary!r} names no container of the trial's primary pod")
         if trial.get("kind") == "Job" and pod_spec.get("restartPolicy") not in ("Never", "OnFailure"):
             err("a Job trial's pod needs restartPolicy Never or OnFailure")
-        errors.extend(_cajal_rules(doc, pod, containers, primary, kind, es))
+        if trial.get("kind") == "MPIJob":
+            # Katib's default primaryPodLabels is training-operator v1's job-role `master`; the
+            # MPI Operator v2 labels its launcher `launcher`, so the default matches no pod and
+            # no collector is injected (kubeflow/katib#1750).
+            if (tt.get("primaryPodLabels") or {}) != MPIJOB_LAUNCHER_LABELS:
+                err(f"an MPIJob trial needs primaryPodLabels {MPIJOB_LAUNCHER_LABELS} "
+                    "(the launcher, whose stdout carries rank 0's metric lines)")
+            if trial.get("apiVersion") != "kubeflow.org/v2beta1":
+                err("an MPIJob trial must be the MPI Operator's kubeflow.org/v2beta1")
+        errors.extend(_cajal_rules(doc, trial, pod, containers, primary, kind, es))
     return errors
 
 
-def _cajal_rules(doc, pod, containers, primary, collector_kind, early_stopping):
+TRIAL_KINDS = {"Job", "MPIJob"}
+MPIJOB_LAUNCHER_LABELS = {"training.kubeflow.org/job-role": "launcher"}
+
+
+def primary_pod_template(trial):
+    """The pod template of the trial's primary pod: a Job's pod, an MPIJob's launcher."""
+    spec = trial.get("spec") or {}
+    if trial.get("kind") == "MPIJob":
+        return ((spec.get("mpiReplicaSpecs") or {}).get("Launcher") or {}).get("template") or {}
+    return spec.get("template") or {}
+
+
+def _cajal_rules(doc, trial, pod, containers, primary, collector_kind, early_stopping):
     """What cajal's Experiments promise (issue 9, docs/kubeflow.md §1.7)."""
     errors = []
     err = errors.append
@@ -258,8 +281,14 @@ def _cajal_rules(doc, pod, containers, primary, collector_kind, early_stopping):
     argv = cmd + (c.get("args") or [])
     if not str(argv[0]).startswith("/"):
         err("cajal: the command must start with an absolute path to the binary")
-    if argv[:2] != ["/usr/local/bin/cajal", "train"]:
+    if trial.get("kind") == "MPIJob":
+        errors.extend(_mpijob_rules(trial, argv))
+    elif argv[:2] != ["/usr/local/bin/cajal", "train"]:
         err("cajal: the trial must run `cajal train` itself (one child process of Katib's shell)")
+    if collector_kind == "Push" and "--katib-push" not in argv:
+        err("cajal: a Push collector gets metrics only from `cajal train --katib-push`")
+    if collector_kind != "Push" and "--katib-push" in argv:
+        err(f"cajal: --katib-push with the {collector_kind} collector reports every metric twice")
     if any(" " in str(a) for a in argv):
         err("cajal: Katib joins the command with spaces; no argument may contain a space")
     if early_stopping and "--timestamps" not in argv:
@@ -269,6 +298,49 @@ def _cajal_rules(doc, pod, containers, primary, collector_kind, early_stopping):
     if collector_kind == "TensorFlowEvent" and path:
         if f"--tfevents_dir={path}" not in argv and not _flag_value(argv, "--tfevents_dir") == path:
             err(f"cajal: a TensorFlowEvent trial must write --tfevents_dir={path}")
+    return errors
+
+
+MPIRUN = "/usr/bin/mpirun"
+SSHD_ARGV = ["/usr/sbin/sshd", "-De", "-f", "/etc/ssh/cajal_sshd_config"]
+CAJAL_HOME_SSH = "/var/lib/cajal/.ssh"  # the image user's home: where ssh and sshd look
+
+
+def _mpijob_rules(mpijob, launcher_argv):
+    """An MPIJob runs `mpirun ... cajal train` in the launcher and the image's sshd in the
+    workers (deploy/training-operator/mpijob.yaml explains why)."""
+    errors = []
+    err = errors.append
+    spec = mpijob.get("spec") or {}
+    if spec.get("sshAuthMountPath") != CAJAL_HOME_SSH:
+        err(f"cajal: sshAuthMountPath must be {CAJAL_HOME_SSH}, the home of the image's user, "
+            "where its ssh and sshd read the operator's keys")
+    if spec.get("mpiImplementation", "OpenMPI") != "OpenMPI":
+        err("cajal: the image has OpenMPI (mpiImplementation: OpenMPI)")
+    if launcher_argv[:1] != [MPIRUN]:
+        err(f"cajal: the launcher must run {MPIRUN}")
+    if "/usr/local/bin/cajal" not in launcher_argv or \
+            launcher_argv[launcher_argv.index("/usr/local/bin/cajal") + 1:][:1] != ["train"]:
+        err("cajal: the launcher's mpirun must start /usr/local/bin/cajal train")
+    if _flag_value(launcher_argv, "--bind-to") != "none":
+        err("cajal: mpirun needs --bind-to none (else each rank's OpenMP threads share one core)")
+    workers = (spec.get("mpiReplicaSpecs") or {}).get("Worker") or {}
+    ranks = int(workers.get("replicas", 0)) * int(spec.get("slotsPerWorker", 1))
+    np_flag = _flag_value(launcher_argv, "-np") or _flag_value(launcher_argv, "-n")
+    if np_flag != str(ranks):
+        err(f"cajal: mpirun -np {np_flag} differs from the {ranks} slots of the workers")
+    wpod = (workers.get("template") or {})
+    ann = (wpod.get("metadata") or {}).get("annotations") or {}
+    if ann.get("sidecar.istio.io/inject") != "false":
+        err('cajal: the worker pods need sidecar.istio.io/inject: "false"')
+    wcs = (wpod.get("spec") or {}).get("containers") or []
+    wargv = (wcs[0].get("command") or []) + (wcs[0].get("args") or []) if wcs else []
+    if wargv != SSHD_ARGV:
+        err(f"cajal: the workers must run {' '.join(SSHD_ARGV)} (the image's non-root sshd)")
+    probe = ((wcs[0].get("readinessProbe") or {}).get("tcpSocket") or {}).get("port") if wcs else None
+    if probe != 2222:
+        err("cajal: the workers need a readinessProbe on sshd's port 2222 "
+            "(launcherCreationPolicy WaitForWorkersReady waits for it)")
     return errors
 
 
@@ -376,6 +448,16 @@ def _defs(section):
     return set((section.get("parameters") or {})), set((section.get("artifacts") or {}))
 
 
+# The final metrics `cajal train --kfp-output-metadata` writes as ExecutorOutput parameter
+# values (service/cli/kfp_output.h): the output parameters a cajal train step can declare.
+CAJAL_FINAL_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"}
+CONDITION_INPUT_RE = re.compile(r"inputs\.parameter_values\['([^']+)'\]")
+
+
+def _optional(spec):
+    return bool(spec.get("isOptional")) or "defaultValue" in spec
+
+
 def check_pipeline_v2(doc):
     errors = []
     err = errors.append
@@ -395,91 +477,202 @@ def check_pipeline_v2(doc):
                 title = (a.get("artifactType") or {}).get("schemaTitle")
                 if title not in ARTIFACT_TYPES:
                     err(f"{cname}.{sect}.{aname}: schemaTitle {title!r} is unknown")
-        label = comp.get("executorLabel")
-        if label not in executors:
-            err(f"{cname}: executorLabel {label!r} names no executor")
-            continue
-        in_params, in_arts = _defs(comp.get("inputDefinitions"))
-        out_params, out_arts = _defs(comp.get("outputDefinitions"))
-        container = executors[label].get("container") or {}
-        if not container.get("image"):
-            err(f"{label}: container.image is required")
-        argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
-        text = "\n".join(argv)
-        for m in V2_PLACEHOLDER_RE.finditer(text):
-            io, kind, name, attr = m.groups()
-            if io is None:
-                continue  # {{$}}: the whole ExecutorInput
-            known = {("inputs", "parameters"): in_params, ("inputs", "artifacts"): in_arts,
-                     ("outputs", "parameters"): out_params, ("outputs", "artifacts"): out_arts}
-            if (io, kind) not in known:
-                err(f"{label}: placeholder {m.group(0)} is not one the launcher substitutes")
-            elif name not in known[(io, kind)]:
-                err(f"{label}: {m.group(0)} names no {io[:-1]} {kind[:-1]} of {cname}")
-            if kind == "artifacts" and attr not in ("path", "uri", "metadata"):
-                err(f"{label}: {m.group(0)} needs .path or .uri")
-        if "{{$.outputs.output_file}}" in text:
-            err(f"{label}: the OSS launcher does not substitute {{{{$.outputs.output_file}}}}")
-        for a in sorted(out_arts):
-            title = comp["outputDefinitions"]["artifacts"][a]["artifactType"]["schemaTitle"]
-            written = f"{{{{$.outputs.artifacts['{a}'].path}}}}" in text
-            if title == "system.Metrics" and not written:
-                # Scalars travel in the ExecutorOutput metadata file, not in the artifact's file.
-                if "/tmp/kfp_outputs/output_metadata.json" not in text:
-                    err(f"{label}: Metrics artifact {a!r} is never reported "
-                        "(write ExecutorOutput to /tmp/kfp_outputs/output_metadata.json)")
-                elif "--kfp-metrics-artifact" in argv and _flag_value(argv, "--kfp-metrics-artifact") != a:
-                    err(f"{label}: --kfp-metrics-artifact must name the output artifact {a!r}")
-            elif title != "system.Metrics" and not written:
-                err(f"{label}: output artifact {a!r} is never written")
-    root = doc.get("root") or {}
-    root_params, _ = _defs(root.get("inputDefinitions"))
-    tasks = (root.get("dag") or {}).get("tasks") or {}
-    for tname, task in tasks.items():
-        ref = (task.get("componentRef") or {}).get("name")
-        if ref not in components:
-            err(f"task {tname}: componentRef {ref!r} names no component")
-            continue
-        in_params, in_arts = _defs(components[ref].get("inputDefinitions"))
-        for dep in task.get("dependentTasks") or []:
-            if dep not in tasks:
-                err(f"task {tname}: dependentTasks names unknown task {dep!r}")
-        given_params = (task.get("inputs") or {}).get("parameters") or {}
-        given_arts = (task.get("inputs") or {}).get("artifacts") or {}
-        for p in in_params - set(given_params):
-            err(f"task {tname}: input parameter {p!r} is not given")
-        for a in in_arts - set(given_arts):
-            err(f"task {tname}: input artifact {a!r} is not given")
-        for p, src in given_params.items():
-            if p not in in_params:
-                err(f"task {tname}: {p!r} is no input parameter of {ref}")
-            cip = src.get("componentInputParameter")
-            if cip is not None and cip not in root_params:
-                err(f"task {tname}: componentInputParameter {cip!r} is not a pipeline input")
-        for a, src in given_arts.items():
-            if a not in in_arts:
-                err(f"task {tname}: {a!r} is no input artifact of {ref}")
-            toa = src.get("taskOutputArtifact") or {}
-            producer = toa.get("producerTask")
-            if producer not in tasks:
-                err(f"task {tname}: producerTask {producer!r} is no task")
-                continue
-            pref = tasks[producer]["componentRef"]["name"]
-            _, p_out = _defs((components.get(pref) or {}).get("outputDefinitions"))
-            if toa.get("outputArtifactKey") not in p_out:
-                err(f"task {tname}: {producer} has no output artifact {toa.get('outputArtifactKey')!r}")
-            if producer not in (task.get("dependentTasks") or []):
-                err(f"task {tname}: consumes {producer}'s output but does not list it in dependentTasks")
+        if ("dag" in comp) == ("executorLabel" in comp):
+            err(f"{cname}: needs exactly one of dag and executorLabel")
+        elif "dag" in comp:
+            errors.extend(_check_dag(cname, comp, components))
+        elif comp["executorLabel"] not in executors:
+            err(f"{cname}: executorLabel {comp['executorLabel']!r} names no executor")
+        else:
+            errors.extend(_check_executor(cname, comp, executors[comp["executorLabel"]]))
+    errors.extend(_check_dag("root", doc.get("root") or {}, components))
     return errors
 
 
+def _check_executor(cname, comp, executor):
+    errors = []
+    err = errors.append
+    label = comp["executorLabel"]
+    in_params, in_arts = _defs(comp.get("inputDefinitions"))
+    out_params, out_arts = _defs(comp.get("outputDefinitions"))
+    container = executor.get("container") or {}
+    if not container.get("image"):
+        err(f"{label}: container.image is required")
+    argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+    text = "\n".join(argv)
+    for m in V2_PLACEHOLDER_RE.finditer(text):
+        io, kind, name, attr = m.groups()
+        if io is None:
+            continue  # {{$}}: the whole ExecutorInput
+        known = {("inputs", "parameters"): in_params, ("inputs", "artifacts"): in_arts,
+                 ("outputs", "parameters"): out_params, ("outputs", "artifacts"): out_arts}
+        if (io, kind) not in known:
+            err(f"{label}: placeholder {m.group(0)} is not one the launcher substitutes")
+        elif name not in known[(io, kind)]:
+            err(f"{label}: {m.group(0)} names no {io[:-1]} {kind[:-1]} of {cname}")
+        if kind == "artifacts" and attr not in ("path", "uri", "metadata"):
+            err(f"{label}: {m.group(0)} needs .path or .uri")
+        if io == "outputs" and kind == "parameters" and attr != "output_file":
+            err(f"{label}: {m.group(0)} needs .output_file")
+    if "{{$.outputs.output_file}}" in text:
+        err(f"{label}: the OSS launcher does not substitute {{{{$.outputs.output_file}}}}")
+    for p in sorted(in_params | in_arts):
+        if f"['{p}']" not in text:
+            err(f"{label}: input {p!r} is never passed to the command")
+    writes_metadata = "/tmp/kfp_outputs/output_metadata.json" in text
+    cajal_train = argv[:2] == ["/usr/local/bin/cajal", "train"]
+    for a in sorted(out_arts):
+        title = comp["outputDefinitions"]["artifacts"][a]["artifactType"]["schemaTitle"]
+        written = f"{{{{$.outputs.artifacts['{a}'].path}}}}" in text
+        if title == "system.Metrics" and not written:
+            # Scalars travel in the ExecutorOutput metadata file, not in the artifact's file.
+            if not writes_metadata:
+                err(f"{label}: Metrics artifact {a!r} is never reported "
+                    "(write ExecutorOutput to /tmp/kfp_outputs/output_metadata.json)")
+            elif "--kfp-metrics-artifact" in argv and _flag_value(argv, "--kfp-metrics-artifact") != a:
+                err(f"{label}: --kfp-metrics-artifact must name the output artifact {a!r}")
+        elif title != "system.Metrics" and not written:
+            err(f"{label}: output artifact {a!r} is never written")
+    for p in sorted(out_params):
+        if f"{{{{$.outputs.parameters['{p}'].output_file}}}}" in text:
+            continue
+        if cajal_train and writes_metadata:
+            if p not in CAJAL_FINAL_METRICS:
+                err(f"{label}: output parameter {p!r} is none of the final metrics cajal train "
+                    f"writes as parameterValues ({sorted(CAJAL_FINAL_METRICS)})")
+        elif not (writes_metadata and "parameterValues" in text and p in text):
+            err(f"{label}: output parameter {p!r} is never written (no .output_file placeholder, "
+                "no parameterValues in the ExecutorOutput)")
+    return errors
+
+
+def _check_dag(cname, comp, components):
+    """The tasks of a DAG component (the root or a condition's sub-DAG): references between
+    tasks, inputs given, conditions, and the DAG's outputs."""
+    errors = []
+    err = errors.append
+    dag = comp.get("dag") or {}
+    own_params, own_arts = _defs(comp.get("inputDefinitions"))
+    tasks = dag.get("tasks") or {}
+    if not tasks:
+        err(f"{cname}: the DAG has no tasks")
+    for tname, task in tasks.items():
+        at = f"{cname} task {tname}"
+        ref = (task.get("componentRef") or {}).get("name")
+        if ref not in components:
+            err(f"{at}: componentRef {ref!r} names no component")
+            continue
+        callee = components[ref]
+        in_params, in_arts = _defs(callee.get("inputDefinitions"))
+        in_specs = (callee.get("inputDefinitions") or {}).get("parameters") or {}
+        for dep in task.get("dependentTasks") or []:
+            if dep not in tasks:
+                err(f"{at}: dependentTasks names unknown task {dep!r}")
+        given_params = (task.get("inputs") or {}).get("parameters") or {}
+        given_arts = (task.get("inputs") or {}).get("artifacts") or {}
+        for p in sorted(in_params - set(given_params)):
+            if not _optional(in_specs[p]):
+                err(f"{at}: input parameter {p!r} is not given and has no default")
+        for a in sorted(in_arts - set(given_arts)):
+            err(f"{at}: input artifact {a!r} is not given")
+        for p, src in given_params.items():
+            if p not in in_params:
+                err(f"{at}: {p!r} is no input parameter of {ref}")
+            cip = src.get("componentInputParameter")
+            if cip is not None and cip not in own_params:
+                err(f"{at}: componentInputParameter {cip!r} is not an input of {cname}")
+            top = src.get("taskOutputParameter")
+            if top is not None:
+                errors.extend(_check_producer(at, top.get("producerTask"), top.get("outputParameterKey"),
+                                              "parameters", tasks, components, task))
+        for a, src in given_arts.items():
+            if a not in in_arts:
+                err(f"{at}: {a!r} is no input artifact of {ref}")
+            cia = src.get("componentInputArtifact")
+            if cia is not None and cia not in own_arts:
+                err(f"{at}: componentInputArtifact {cia!r} is not an input of {cname}")
+            toa = src.get("taskOutputArtifact")
+            if toa is not None:
+                errors.extend(_check_producer(at, toa.get("producerTask"), toa.get("outputArtifactKey"),
+                                              "artifacts", tasks, components, task))
+        condition = (task.get("triggerPolicy") or {}).get("condition")
+        if condition:
+            names = CONDITION_INPUT_RE.findall(condition)
+            if not names:
+                err(f"{at}: triggerPolicy.condition {condition!r} reads no input parameter")
+            for n in names:
+                if n not in given_params:
+                    err(f"{at}: triggerPolicy.condition reads {n!r}, which the task is not given")
+    outputs = dag.get("outputs") or {}
+    out_params, out_arts = _defs(comp.get("outputDefinitions"))
+    for a, spec in (outputs.get("artifacts") or {}).items():
+        if a not in out_arts:
+            err(f"{cname}: dag output artifact {a!r} is not in outputDefinitions")
+        for sel in spec.get("artifactSelectors") or []:
+            errors.extend(_check_producer(f"{cname} output {a}", sel.get("producerSubtask"),
+                                          sel.get("outputArtifactKey"), "artifacts", tasks, components))
+    for p, spec in (outputs.get("parameters") or {}).items():
+        if p not in out_params:
+            err(f"{cname}: dag output parameter {p!r} is not in outputDefinitions")
+        sel = spec.get("valueFromParameter") or {}
+        errors.extend(_check_producer(f"{cname} output {p}", sel.get("producerSubtask"),
+                                      sel.get("outputParameterKey"), "parameters", tasks, components))
+    for a in sorted(out_arts - set(outputs.get("artifacts") or {})):
+        err(f"{cname}: output artifact {a!r} is never selected in dag.outputs")
+    for p in sorted(out_params - set(outputs.get("parameters") or {})):
+        err(f"{cname}: output parameter {p!r} is never selected in dag.outputs")
+    return errors
+
+
+def _check_producer(at, producer, key, kind, tasks, components, consumer=None):
+    if producer not in tasks:
+        return [f"{at}: producerTask {producer!r} is no task"]
+    pref = (tasks[producer].get("componentRef") or {}).get("name")
+    p_params, p_arts = _defs((components.get(pref) or {}).get("outputDefinitions"))
+    if key not in (p_arts if kind == "artifacts" else p_params):
+        return [f"{at}: {producer} has no output {kind[:-1]} {key!r}"]
+    if consumer is not None and producer not in (consumer.get("dependentTasks") or []):
+        return [f"{at}: consumes {producer}'s output but does not list it in dependentTasks"]
+    return []
+
+
+def component_definitions(doc):
+    """name -> (component, executor container) of a v2 file, for the copies check."""
+    executors = ((doc.get("deploymentSpec") or {}).get("executors")) or {}
+    out = {}
+    for cname, comp in (doc.get("components") or {}).items():
+        if "executorLabel" in comp:
+            out[cname] = (comp, (executors.get(comp["executorLabel"]) or {}).get("container"))
+    return out
+
+
 # --- driver --------------------------------------------------------------------------------
+
+def check_mpijob(doc):
+    """A standalone MPIJob (deploy/training-operator/): the launcher and worker rules that also
+    hold for MPIJob trials. Its schema is checked by validate_manifests.py."""
+    errors = []
+    if doc.get("apiVersion") != "kubeflow.org/v2beta1":
+        errors.append("an MPIJob must be the MPI Operator's kubeflow.org/v2beta1")
+    launcher = primary_pod_template(doc)
+    containers = (launcher.get("spec") or {}).get("containers") or []
+    if not containers:
+        return errors + ["the MPIJob has no launcher container"]
+    argv = (containers[0].get("command") or []) + (containers[0].get("args") or [])
+    errors.extend(_mpijob_rules(doc, argv))
+    ann = (launcher.get("metadata") or {}).get("annotations") or {}
+    if ann.get("sidecar.istio.io/inject") != "false":
+        errors.append('cajal: the launcher pod needs sidecar.istio.io/inject: "false"')
+    return errors
+
 
 def classify(doc):
     if not isinstance(doc, dict):
         return None
     if doc.get("kind") == "Experiment" and str(doc.get("apiVersion", "")).startswith("kubeflow.org/"):
         return "katib-experiment", check_experiment
+    if doc.get("kind") == "MPIJob":
+        return "mpijob", check_mpijob
     if "implementation" in doc and "name" in doc:
         return "kfp-v1-component", check_component_v1
     if "deploymentSpec" in doc or "pipelineInfo" in doc:
@@ -496,7 +689,23 @@ def check_file(path):
             continue
         kinds.append(c[0])
         errors.extend(c[1](doc))
+        if c[0] == "kfp-v2-pipeline":
+            errors.extend(check_copies(doc, path))
     return kinds, errors
+
+
+def check_copies(doc, path):
+    """A pipeline embeds copies of the component files' components (the IR has no imports):
+    each component named like one of deploy/pipelines/*-component.yaml must equal it."""
+    errors = []
+    mine = component_definitions(doc)
+    for source in sorted((ROOT / "deploy/pipelines").glob("*-component.yaml")):
+        if source.resolve() == pathlib.Path(path).resolve():
+            continue
+        for name, definition in component_definitions(yaml.safe_load(source.read_text())).items():
+            if name in mine and mine[name] != definition:
+                errors.append(f"{name} differs from its source, deploy/pipelines/{source.name}")
+    return errors
 
 
 def main(paths):
@@ -588,18 +797,48 @@ def self_test():
          m("deploy/katib/mlp-tfevents.yaml",
            lambda d: d["spec"]["metricsCollectorSpec"]["source"]["fileSystemPath"].update(path="/var/log/tb")),
          "--tfevents_dir=/var/log/tb"),
+        ("Push collector without --katib-push",
+         m("deploy/katib/mlp-push.yaml", lambda d: _container(d)["command"].remove("--katib-push")),
+         "only from `cajal train --katib-push`"),
+        ("--katib-push under the StdOut collector",
+         m_exp(lambda d: _container(d)["command"].append("--katib-push")), "reports every metric twice"),
+        ("early stopping with the Push collector",
+         m("deploy/katib/mlp-push.yaml", lambda d: d["spec"].update(
+             earlyStopping={"algorithmName": "medianstop"})), "only with the StdOut and File"),
+        ("MPIJob trial with Katib's default primaryPodLabels",
+         m("deploy/katib/mlp-mpijob.yaml", lambda d: d["spec"]["trialTemplate"].pop("primaryPodLabels")),
+         "primaryPodLabels"),
+        ("MPIJob trial whose primary container is a worker",
+         m("deploy/katib/mlp-mpijob.yaml", lambda d: d["spec"]["trialTemplate"].update(
+             primaryContainerName="worker")), "names no container"),
+        ("MPIJob trial of training-operator v1",
+         m("deploy/katib/mlp-mpijob.yaml", lambda d: d["spec"]["trialTemplate"]["trialSpec"].update(
+             apiVersion="kubeflow.org/v1")), "kubeflow.org/v2beta1"),
+        ("mpirun without --bind-to none",
+         m("deploy/training-operator/mpijob.yaml", lambda d: _drop_flag(_launcher(d)["command"], "--bind-to")),
+         "--bind-to none"),
+        ("mpirun -np differs from the workers",
+         m("deploy/training-operator/mpijob.yaml",
+           lambda d: d["spec"]["mpiReplicaSpecs"]["Worker"].update(replicas=3)), "differs from the 3 slots"),
+        ("ssh keys mounted where ssh does not look",
+         m("deploy/training-operator/mpijob.yaml", lambda d: d["spec"].update(sshAuthMountPath="/root/.ssh")),
+         "sshAuthMountPath"),
+        ("workers without the image's sshd",
+         m("deploy/training-operator/mpijob.yaml",
+           lambda d: d["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0].update(
+               args=["-De"])), "non-root sshd"),
         ("v1: placeholder names no input",
-         m("deploy/pipelines/train-component.yaml",
+         m("deploy/pipelines/v1/train-component.yaml",
            lambda d: d["implementation"]["container"]["command"].append({"inputValue": "lr"})), "names no input"),
         ("v1: output never written",
-         m("deploy/pipelines/train-component.yaml",
+         m("deploy/pipelines/v1/train-component.yaml",
            lambda d: d["outputs"].append({"name": "extra", "type": "Model"})), "never written"),
         ("v1: metrics output misnamed",
-         m("deploy/pipelines/evaluate-component.yaml",
+         m("deploy/pipelines/v1/evaluate-component.yaml",
            lambda d: _rename_v1_output(d, "MLPipeline Metrics", "metrics")), "MLPipeline Metrics"),
         ("v2: executor missing",
          m("deploy/pipelines/train-evaluate-pipeline.yaml",
-           lambda d: d["deploymentSpec"]["executors"].pop("exec-evaluate")), "names no executor"),
+           lambda d: d["deploymentSpec"]["executors"].pop("exec-cajal-evaluate")), "names no executor"),
         ("v2: placeholder names no parameter",
          m("deploy/pipelines/train-evaluate-pipeline.yaml",
            lambda d: d["deploymentSpec"]["executors"]["exec-train"]["container"]["args"].append(
@@ -609,8 +848,31 @@ def self_test():
            lambda d: _replace_arg(d, "exec-train", "metrics", "kfp_metrics")), "--kfp-metrics-artifact"),
         ("v2: producer task unknown",
          m("deploy/pipelines/train-evaluate-pipeline.yaml",
-           lambda d: d["root"]["dag"]["tasks"]["evaluate"]["inputs"]["artifacts"]["model"]
+           lambda d: d["root"]["dag"]["tasks"]["cajal-evaluate"]["inputs"]["artifacts"]["model"]
            ["taskOutputArtifact"].update(producerTask="training")), "producerTask"),
+        ("v2: condition reads an input the task is not given",
+         m(CSV_PIPELINE, lambda d: d["root"]["dag"]["tasks"]["condition-1"]["inputs"]["parameters"].pop(
+             "pipelinechannel--min_test_accuracy")), "which the task is not given"),
+        ("v2: condition's inner task reads no input of the condition",
+         m(CSV_PIPELINE, lambda d: d["components"]["comp-condition-1"]["dag"]["tasks"]["cajal-export"]
+           ["inputs"]["artifacts"]["model"].update(componentInputArtifact="model")), "is not an input of"),
+        ("v2: output parameter cajal train does not write",
+         m("deploy/pipelines/train-component.yaml", lambda d: d["components"]["comp-cajal-train"]
+           ["outputDefinitions"]["parameters"].update(best_epoch={"parameterType": "NUMBER_INTEGER"})),
+         "none of the final metrics"),
+        ("v2: dag output from an unknown output",
+         m("deploy/pipelines/train-component.yaml", lambda d: d["root"]["dag"]["outputs"]["parameters"]
+           ["test_accuracy"]["valueFromParameter"].update(outputParameterKey="accuracy")), "has no output"),
+        ("v2: required input parameter not given",
+         m(CSV_PIPELINE, lambda d: d["components"]["comp-make-dataset"]["inputDefinitions"]["parameters"]
+           .update(classes={"parameterType": "NUMBER_INTEGER"})), "not given and has no default"),
+        ("v2: a pipeline's copy of a component drifts from the component file",
+         m(CSV_PIPELINE, lambda d: _replace_arg(d, "exec-cajal-train", "/tmp/cajal-out", "/tmp/out")),
+         "differs from its source"),
+        ("v2: Dataset input never passed to the command",
+         m("deploy/pipelines/train-component.yaml", lambda d: _drop_flag(
+             d["deploymentSpec"]["executors"]["exec-cajal-train"]["container"]["args"], "--set")),
+         "is never passed to the command"),
     ]
     passed = failed = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -642,6 +904,18 @@ def _rename_v1_output(d, old, new):
         return n
     c = d["implementation"]["container"]
     c["command"] = walk(c["command"])
+
+
+CSV_PIPELINE = "deploy/pipelines/csv-train-export-pipeline.yaml"
+
+
+def _launcher(d):
+    return d["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
+
+
+def _drop_flag(argv, flag):
+    i = argv.index(flag)
+    del argv[i:i + 2]
 
 
 def _replace_arg(d, executor, old, new):
