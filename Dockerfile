@@ -51,6 +51,8 @@ FROM ${BASE_IMAGE} AS runtime-base
 # the MPI Operator's MPIJobs need: OpenMPI (mpirun, orted), the ssh client (launcher) and
 # sshd (workers), run as the non-root user with the configuration files copied below. The
 # host keys the openssh-server package generates are removed: the workers use the MPIJob's.
+# The user's login shell is /bin/sh, not nologin: sshd runs the command mpirun sends (orted)
+# through it.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
        libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libdnnl2 ocl-icd-libopencl1 \
@@ -60,7 +62,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* \
     && groupadd --system --gid 10001 cajal \
     && useradd --system --uid 10001 --gid cajal --home-dir /var/lib/cajal --no-create-home \
-       --shell /usr/sbin/nologin cajal \
+       --shell /bin/sh cajal \
     && install -d -o cajal -g cajal -m 0750 /var/lib/cajal
 COPY deploy/training-operator/image/cajal_sshd_config /etc/ssh/cajal_sshd_config
 COPY deploy/training-operator/image/cajal-mpi-ssh.conf /etc/ssh/ssh_config.d/cajal-mpi.conf

@@ -143,10 +143,13 @@ def mpi_image_contract(check, mpijobs):
     docker = (ROOT / "Dockerfile").read_text()
     sshd = _sshd_config()
     useradd = re.search(r"useradd --system --uid (\d+) --gid \w+ --home-dir (\S+)", docker)
-    name = re.search(r"--shell /usr/sbin/nologin (\w+)", docker)
+    name = re.search(r"--shell (\S+) (\w+) \\", docker)
     check(useradd is not None and name is not None, "mpi image: the Dockerfile creates the image's user")
     if useradd is None or name is None:
         return
+    # sshd runs the command of a session (mpirun's orted) with the user's login shell.
+    check(name.group(1) in ("/bin/sh", "/bin/bash"),
+          f"mpi image: the user's login shell {name.group(1)} runs commands, as sshd needs for mpirun")
     uid, home = useradd.groups()
     check("COPY deploy/training-operator/image/cajal_sshd_config /etc/ssh/cajal_sshd_config" in docker
           and "COPY deploy/training-operator/image/cajal-mpi-ssh.conf /etc/ssh/ssh_config.d/cajal-mpi.conf" in docker,
@@ -155,7 +158,7 @@ def mpi_image_contract(check, mpijobs):
           "mpi image: the runtime has OpenMPI, ssh and sshd")
     check(sshd.get("HostKey") == f"{home}/.ssh/id_rsa" and sshd.get("AuthorizedKeysFile") == f"{home}/.ssh/authorized_keys",
           f"mpi image: sshd reads the operator's keys from the user's home {home}/.ssh")
-    check(sshd.get("AllowUsers") == name.group(1) and sshd.get("PidFile") == "none"
+    check(sshd.get("AllowUsers") == name.group(2) and sshd.get("PidFile") == "none"
           and sshd.get("StrictModes") == "no" and sshd.get("UsePAM") == "no",
           "mpi image: sshd runs as the non-root user, writes no pid file, accepts root-owned key files")
     port = int(sshd.get("Port", "22"))
