@@ -57,7 +57,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
        libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libdnnl2 ocl-icd-libopencl1 \
        libgomp1 libyaml-cpp0.7 libsqlite3-0 libprometheus-cpp-pull1.0 \
-       libprometheus-cpp-core1.0 zlib1g libssl3 dataset-fashion-mnist \
+       libprometheus-cpp-core1.0 zlib1g libssl3 libonnx1 dataset-fashion-mnist \
        openmpi-bin openssh-client openssh-server \
     && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* \
     && groupadd --system --gid 10001 cajal \
