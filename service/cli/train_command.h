@@ -24,6 +24,10 @@ struct TrainOptions {
   // Non-empty: checkpoint into DIR/checkpoint.cajal every training.checkpoint_every_steps, at
   // each epoch's end and on SIGTERM, and resume from it when it exists (docs/cli.md).
   std::string checkpoint_dir;
+  // > 0: the memory budget in bytes instead of what the process may use (--max_memory).
+  int64_t max_memory = 0;
+  // Print the memory estimate and the parameter count, check the budget, train nothing.
+  bool dry_run = false;
   bool katib_push = false;  // --katib-push: report metrics to katib-db-manager (service/katib)
   KatibPushOptions katib;
 };
