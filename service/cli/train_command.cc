@@ -21,6 +21,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "service/cli/kfp_output.h"
 #include "service/cli/metrics_lines.h"
+#include "service/katib/push_observer.h"
 #include "service/spec/convert.h"
 #include "service/spec/spec_loader.h"
 #include "service/tfevents/event_observer.h"
@@ -201,7 +202,7 @@ class CheckpointingObserver : public TrainObserver {
 
 // Rank 0's outputs of a finished run: the final line, model.cajal, metrics.json, KFP outputs.
 int WriteOutputs(const TrainOptions& o, const v1::JobSpec& spec, TrainingJob& job,
-                 const TrainResult& result, PrintingObserver& observer) {
+                 const TrainResult& result, PrintingObserver& observer, KatibPushObserver* katib) {
   v1::TrainingReport& report = observer.report;
   report.set_stop_reason(StopReasonName(result.stop_reason));
   report.set_steps(result.steps);
@@ -216,6 +217,11 @@ int WriteOutputs(const TrainOptions& o, const v1::JobSpec& spec, TrainingJob& jo
       observer.Add(result.steps, job.state().epoch, "test_accuracy", result.test.accuracy);
       absl::StrAppendFormat(&final_line, "test_accuracy=%.4f ", result.test.accuracy);
     }
+  }
+  if (katib != nullptr && result.has_test) {
+    std::vector<std::pair<std::string, double>> test = {{"test_loss", result.test.loss}};
+    if (job.train_data().classification()) test.push_back({"test_accuracy", result.test.accuracy});
+    if (absl::Status s = katib->ReportFinal(test); !s.ok()) return Fail(kExitFailed, s);
   }
   const std::string model_path = o.out_dir + "/model.cajal";
   absl::StatusOr<ModelFile> model = SnapshotJob(job, SpecToJson(spec));
@@ -236,7 +242,12 @@ int WriteOutputs(const TrainOptions& o, const v1::JobSpec& spec, TrainingJob& jo
 
 int RunTrainOn(const TrainOptions& o, Collective& collective, const TermSignal* term) {
   const bool rank0 = collective.rank() == 0;
-  absl::StatusOr<v1::JobSpec> spec = LoadSpecFile(o.spec_path, o.overrides);
+  if (o.spec_path.empty() == o.spec_text.empty()) {
+    return Fail(kExitBadSpec, absl::InvalidArgumentError("give the job spec with --spec FILE "
+                                                         "or --spec-text TEXT (one of them)"));
+  }
+  absl::StatusOr<v1::JobSpec> spec = o.spec_text.empty() ? LoadSpecFile(o.spec_path, o.overrides)
+                                                         : ParseSpec(o.spec_text, o.overrides);
   if (!spec.ok()) return Fail(kExitBadSpec, spec.status());
   absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
   if (!config.ok()) return Fail(kExitBadSpec, config.status());
@@ -312,10 +323,22 @@ int RunTrainOn(const TrainOptions& o, Collective& collective, const TermSignal* 
                                                          o.tfevents_every_steps, &printer);
     top = event_observer.get();
   }
+  // Katib push mode: rank 0 reports what it prints; a failed report stops every rank.
+  std::unique_ptr<KatibPushObserver> katib;
+  if (o.katib_push && rank0) {
+    absl::StatusOr<std::unique_ptr<KatibPushObserver>> k =
+        KatibPushObserver::Start(o.katib, (*job)->train_data().classification(), top);
+    if (!k.ok()) {
+      return Fail(absl::IsInvalidArgument(k.status()) ? kExitBadSpec : kExitFailed, k.status());
+    }
+    katib = *std::move(k);
+    top = katib.get();
+  }
   CheckpointingObserver observer(checkpointer.get(), spec->training().checkpoint_every_steps(),
                                  term, top);
   absl::StatusOr<TrainResult> result = (*job)->Run(&observer);
   if (!result.ok()) return Fail(kExitFailed, result.status());
+  if (katib != nullptr && !katib->status().ok()) return Fail(kExitFailed, katib->status());
   if (!observer.status.ok()) return Fail(kExitFailed, observer.status);
   if (event_observer != nullptr && !event_observer->status().ok()) {
     return Fail(kExitFailed, event_observer->status());
@@ -340,7 +363,7 @@ int RunTrainOn(const TrainOptions& o, Collective& collective, const TermSignal* 
                  result->steps > 0 ? 1e3 * result->reduce_wait_seconds / result->steps : 0.0);
   }
   if (!rank0) return kExitOk;
-  const int code = WriteOutputs(o, *spec, **job, *result, printer);
+  const int code = WriteOutputs(o, *spec, **job, *result, printer, katib.get());
   if (code == kExitOk && checkpointer != nullptr) checkpointer->Remove();
   return code;
 }

@@ -9,11 +9,13 @@
 #include "core/collective/collective.h"
 #include "service/cli/kfp_output.h"
 #include "service/cli/term_signal.h"
+#include "service/katib/db_manager_client.h"
 
 namespace cajal {
 
 struct TrainOptions {
   std::string spec_path;
+  std::string spec_text;  // the spec itself (--spec-text); exactly one of the two is set
   std::vector<std::string> overrides;
   std::string out_dir = ".";
   bool timestamps = false;   // prefix each metrics line with an RFC 3339 time (Katib medianstop)
@@ -27,6 +29,8 @@ struct TrainOptions {
   int64_t max_memory = 0;
   // Print the memory estimate and the parameter count, check the budget, train nothing.
   bool dry_run = false;
+  bool katib_push = false;  // --katib-push: report metrics to katib-db-manager (service/katib)
+  KatibPushOptions katib;
 };
 
 // Exit codes: 0 success, 1 training failure, 2 bad spec or arguments (message on stderr), 143
