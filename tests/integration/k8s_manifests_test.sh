@@ -2,7 +2,7 @@
 # Renders k8s/overlays/* and deploy/'s kustomizations with `kubectl kustomize` and validates
 # every rendered object and every Kubernetes object under deploy/ against its schema (npm
 # kubernetes-models and @kubernetes-models/prometheus-operator, installed by scripts/setup.sh;
-# MPIJobs against the MPI Operator's CRD in tests/data/schemas/), plus what the manifests
+# MPIJobs against the MPI Operator's CRD from ../shared/schemas or $CAJAL_SCHEMAS_DIR), plus what the manifests
 # promise (tests/tools/validate_manifests.py, deploy_policy.py): cajald's probes, security
 # context, grace period, ports, GPU scheduling and monitoring objects; every pod's requests
 # within the allocatable of the Terraform defaults' nodes; deploy/ namespace-less, with images

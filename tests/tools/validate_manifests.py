@@ -12,6 +12,7 @@ and ends with `N passed, M failed`.
 """
 import argparse
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -198,9 +199,19 @@ def load_deploy_sources():
     return out
 
 
+# The MPI Operator's CRD is not copied into the repository: it is read from the workspace's
+# shared schemas (../shared/schemas beside the checkout) or $CAJAL_SCHEMAS_DIR.
+SCHEMAS = pathlib.Path(os.environ.get("CAJAL_SCHEMAS_DIR", str(ROOT.parent / "shared/schemas")))
+
+
 def crd_validation(items):
-    """MPIJobs against the MPI Operator's CRD (tests/data/schemas/)."""
-    crd = yaml.safe_load((ROOT / "tests/data/schemas/mpijob-v2beta1-crd.yaml").read_text())
+    """MPIJobs against the MPI Operator's CRD (mpijobs.kubeflow.org v2beta1, SCHEMAS)."""
+    path = SCHEMAS / "mpijob-v2beta1-crd.yaml"
+    if not path.is_file():
+        print(f"skip MPIJob CRD schema: no {path} (set CAJAL_SCHEMAS_DIR); the MPIJobs are checked "
+              f"by the contract checks only")
+        return
+    crd = yaml.safe_load(path.read_text())
     schema = crd_schema.crd_version_schema(crd, "v2beta1")
     for source, obj in items:
         errors = crd_schema.validate(obj, schema)
