@@ -103,6 +103,17 @@ class Observer : public TrainObserver {
 
 RunOutcome Failed(const absl::Status& s) { return {RunEnd::kFailed, s}; }
 
+// The job's checkpointer: a checkpoint is this job's when its spec trains the same way
+// (SameTraining), so one written by an older cajald whose JSON differs in form still resumes.
+std::unique_ptr<Checkpointer> NewCheckpointer(TrainingJob* job, const RunRequest& r,
+                                              const std::string& spec_json) {
+  return std::make_unique<Checkpointer>(job, CheckpointFile(r.job_dir), spec_json,
+                                        [&spec = r.spec](const std::string& json) {
+                                          absl::StatusOr<v1::JobSpec> theirs = ParseSpec(json, {});
+                                          return theirs.ok() && SameTraining(*theirs, spec);
+                                        });
+}
+
 // Prepares the job: its data, network and optimizer, on the requested backend.
 absl::StatusOr<std::unique_ptr<TrainingJob>> Prepare(const RunRequest& r) {
   absl::StatusOr<JobConfig> config = ToJobConfig(r.spec);
@@ -132,7 +143,7 @@ absl::Status Resume(const RunRequest& r, JobSink* sink, std::unique_ptr<Training
   absl::StatusOr<std::unique_ptr<TrainingJob>> fresh = Prepare(r);
   if (!fresh.ok()) return fresh.status();
   *job = *std::move(fresh);
-  *checkpointer = std::make_unique<Checkpointer>(job->get(), CheckpointFile(r.job_dir), spec_json);
+  *checkpointer = NewCheckpointer(job->get(), r, spec_json);
   return absl::OkStatus();
 }
 
@@ -168,8 +179,7 @@ RunOutcome RunUnguarded(const RunRequest& r, JobSink* sink) {
         absl::StrCat("cannot create the job directory ", r.job_dir, ": ", ec.message())));
   }
   const std::string spec_json = SpecToJson(r.spec);
-  auto checkpointer =
-      std::make_unique<Checkpointer>(job.get(), CheckpointFile(r.job_dir), spec_json);
+  std::unique_ptr<Checkpointer> checkpointer = NewCheckpointer(job.get(), r, spec_json);
   if (r.resume) {
     if (absl::Status s = Resume(r, sink, &job, &checkpointer, spec_json); !s.ok()) {
       return Failed(s);

@@ -33,6 +33,11 @@ absl::StatusOr<JobConfig> ToJobConfig(const v1::JobSpec& spec);
 // biggest item.
 v1::MemoryEstimate ToProto(const MemoryEstimate& estimate);
 
+// Whether two specs train the same model the same way: equal but for what only reports or
+// saves (labels, training.log_every_steps, checkpoint_every_steps, tfevents), so a checkpoint
+// of one resumes the other.
+bool SameTraining(const v1::JobSpec& a, const v1::JobSpec& b);
+
 }  // namespace cajal
 
 #endif  // CAJAL_SERVICE_SPEC_CONVERT_H_
