@@ -27,7 +27,7 @@ absl::StatusOr<Dataset> LoadSource(const DataSourceConfig& src, const char* fiel
       break;
     }
     case DataSourceConfig::Kind::kIdx:
-      ds = LoadIdx(src.images, src.labels);
+      ds = LoadIdx(src.images, src.labels, src.idx);
       break;
     case DataSourceConfig::Kind::kCsv:
       ds = LoadCsv(src.csv_path, src.csv);

@@ -35,6 +35,7 @@ struct DataSourceConfig {
   Kind kind = Kind::kNone;
   std::string builtin;
   std::string images, labels;  // idx
+  IdxOptions idx;
   std::string csv_path;
   CsvOptions csv;
   Shape shape;  // empty: the file's own

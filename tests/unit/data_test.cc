@@ -12,6 +12,7 @@
 #include "core/data/dataset.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/data_files.h"
 
 namespace cajal {
 namespace {
@@ -23,46 +24,12 @@ using ::testing::FloatNear;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::Pointwise;
+using testing_files::Idx;
+using testing_files::MakeTempDir;
+using testing_files::WriteGzip;
+using testing_files::WriteRaw;
 
 constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
-
-// A fresh directory under the test's temp dir.
-std::string MakeTempDir() {
-  std::string tmpl = ::testing::TempDir() + "/cajal_data_test_XXXXXX";
-  char* dir = ::mkdtemp(tmpl.data());
-  EXPECT_NE(dir, nullptr);
-  return tmpl;
-}
-
-void WriteRaw(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << path;
-}
-
-void WriteGzip(const std::string& path, const std::string& bytes) {
-  gzFile f = gzopen(path.c_str(), "wb");
-  ASSERT_NE(f, nullptr) << path;
-  ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())),
-            static_cast<int>(bytes.size()));
-  ASSERT_EQ(gzclose(f), Z_OK);
-}
-
-void AppendU32(uint32_t v, std::string* out) {
-  out->push_back(static_cast<char>(v >> 24));
-  out->push_back(static_cast<char>(v >> 16));
-  out->push_back(static_cast<char>(v >> 8));
-  out->push_back(static_cast<char>(v));
-}
-
-// An IDX u8 file: magic 0x0000080<dims.size()>, the dims, then `data`.
-std::string Idx(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data) {
-  std::string out;
-  AppendU32(0x800u + static_cast<uint32_t>(dims.size()), &out);
-  for (uint32_t d : dims) AppendU32(d, &out);
-  out.append(data.begin(), data.end());
-  return out;
-}
 
 // Three 2x4 images with pixel values 10·i + j, and labels 0, 2, 1.
 std::vector<uint8_t> ImagePixels() {
