@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "service/cli/client_commands.h"
+#include "service/cli/dataset_commands.h"
 #include "service/cli/train_command.h"
 
 int main(int argc, char** argv) {
@@ -103,6 +104,16 @@ int main(int argc, char** argv) {
   CLI::App* delete_cmd = app.add_subcommand("delete", "Delete a finished job and its files");
   delete_cmd->add_option("id", job_id, "Job id")->required();
 
+  std::string upload_path, upload_name, dataset_id;
+  CLI::App* upload_cmd =
+      app.add_subcommand("upload", "Upload a data file to cajald; prints the data set id");
+  upload_cmd->add_option("file", upload_path, "The file (CSV, IDX, gzip or raw)")->required();
+  upload_cmd->add_option("--name", upload_name, "The data set's name (default: the file's name)");
+  CLI::App* datasets_cmd = app.add_subcommand("datasets", "List the uploaded data sets");
+  CLI::App* delete_dataset_cmd =
+      app.add_subcommand("delete-dataset", "Delete an uploaded data set");
+  delete_dataset_cmd->add_option("id", dataset_id, "Data set id")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -126,5 +137,8 @@ int main(int argc, char** argv) {
   if (cancel_cmd->parsed()) return cajal::RunCancel(client, job_id);
   if (download_cmd->parsed()) return cajal::RunDownload(client, job_id, out_path, artifact);
   if (delete_cmd->parsed()) return cajal::RunDelete(client, job_id);
+  if (upload_cmd->parsed()) return cajal::RunUpload(client, upload_path, upload_name);
+  if (datasets_cmd->parsed()) return cajal::RunListDatasets(client);
+  if (delete_dataset_cmd->parsed()) return cajal::RunDeleteDataset(client, dataset_id);
   return 2;
 }

@@ -114,6 +114,7 @@ int RunTrain(const TrainOptions& o) {
   if (!spec.ok()) return Fail(kExitBadSpec, spec.status());
   absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
   if (!config.ok()) return Fail(kExitBadSpec, config.status());
+  if (absl::Status s = RequireLocalData(*spec); !s.ok()) return Fail(kExitBadSpec, s);
   if (absl::Status s = MakeDir(o.out_dir); !s.ok()) return Fail(kExitBadSpec, s);
   absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config, CpuBackend());
   if (!job.ok()) return Fail(kExitBadSpec, job.status());
@@ -183,6 +184,7 @@ int RunEvaluate(const EvaluateOptions& o) {
   }
   absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
   if (!config.ok()) return Fail(kExitBadSpec, config.status());
+  if (absl::Status s = RequireLocalData(*spec); !s.ok()) return Fail(kExitBadSpec, s);
   // The training run's validation split is kept: the normalization statistics come from the
   // same training examples, so evaluation reproduces what training measured.
   absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config, CpuBackend());

@@ -391,23 +391,8 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
                                                    kMaxSpecBytes));
   }
   RETURN_IF_ERROR(ToJobConfig(request.spec()).status());
-  // Data paths name files on this server: refuse a job that could only fail.
-  for (const auto& [where, src] : {std::make_pair("data.train", &request.spec().data().train()),
-                                   std::make_pair("data.test", &request.spec().data().test())}) {
-    std::vector<std::pair<std::string, std::string>> files;
-    if (src->has_idx()) {
-      files = {{".idx.images", src->idx().images()}, {".idx.labels", src->idx().labels()}};
-    } else if (src->has_csv()) {
-      files = {{".csv.path", src->csv().path()}};
-    }
-    for (const auto& [field, path] : files) {
-      std::error_code ec;
-      if (!std::filesystem::is_regular_file(path, ec)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, field, ": no such file on the server: ", path));
-      }
-    }
-  }
+  // Data files: beneath the data roots, or uploaded data sets that exist.
+  RETURN_IF_ERROR(options_.data->Check(request.spec()));
 
   absl::MutexLock persist(&persist_mu_);
   v1::Job job;
@@ -670,6 +655,9 @@ void JobManager::RunJob(const std::string& id) {
 
   absl::StatusOr<JobConfig> config = ToJobConfig(spec);
   if (!config.ok()) return fail(config.status());
+  // Held open until the job ends: what it reads cannot be swapped after this point.
+  absl::StatusOr<JobFiles> data_files = options_.data->Open(spec, &*config);
+  if (!data_files.ok()) return fail(data_files.status());
   config->threads =
       config->threads > 0 ? std::min(config->threads, threads_per_job_) : threads_per_job_;
   absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config, CpuBackend());

@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "cajal/v1/training_service.pb.h"
 #include "core/train/job.h"
+#include "service/server/job_data.h"
 #include "service/server/store.h"
 
 namespace cajal {
@@ -35,6 +36,9 @@ struct ManagerOptions {
   int max_concurrent_jobs = 1;
   int max_queued_jobs = 100;
   int threads_per_job = 0;  // 0: the available cores divided among the concurrent jobs
+  // Where jobs may read data (confined paths, uploaded data sets). Required; outlives the
+  // manager.
+  const JobData* data = nullptr;
 };
 
 bool IsAllowedTransition(v1::JobState from, v1::JobState to);
