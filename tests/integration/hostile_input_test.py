@@ -7,8 +7,8 @@ GetJob and health.
 
 Covers wrong YAML types through `cajal submit --spec` (the CLI's own parser: exit code 2 and
 the field path), negative sizes, NaN/inf, huge shapes (10^9 units, 10^4 layers; 10^7 layers is
-a message over the size limit), unknown enum numbers, empty model, preset+layers, missing data
-files, unknown builtin, hostile ids (`../`, NUL, length, case), paging fields, request_id length,
+a message over the size limit), unknown enum numbers, empty model, preset+layers, data files
+outside the data roots or missing, unknown builtin, hostile ids (`../`, NUL, length, case), paging fields, request_id length,
 oversize messages (the 4 MiB default and a lowered --max_message_bytes), protobuf garbage on raw
 calls and the watcher limit (--max_watchers_per_job 2).
 """
@@ -18,6 +18,7 @@ import sys
 
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tools'))
+from cajal.v1 import dataset_pb2 as dpb  # noqa: E402
 from cajald_harness import (Checks, Server, grpc, health, job_spec_pb2, pb, rpc_error,  # noqa: E402
                             wait_for, xor_spec)
 
@@ -179,8 +180,6 @@ def main():
         ('loss -1', set_attr('training.loss', -1), 'training.loss: unknown enum value -1'),
         ('empty model', lambda s: s.ClearField('model'), 'model: set preset'),
         ('preset and layers', preset_and_layers, 'model: set either preset or layers, not both'),
-        ('missing idx files', idx_files, 'data.train.idx.images: no such file on the server'),
-        ('missing csv file', csv_file, 'data.train.csv.path: no such file on the server'),
         ('unknown builtin', set_attr('data.train.builtin', 'imagenet'), 'unknown data set "imagenet"'),
         ('no training data', lambda s: s.data.ClearField('train'), 'data.train: required'),
         ('gpu device', set_attr('training.device', job_spec_pb2.DEVICE_GPU), 'no GPU backend'),
@@ -189,6 +188,13 @@ def main():
     ]
     for name, mutate, fragment in cases:
         expect(name, submit(mutate), C.INVALID_ARGUMENT, fragment)
+    # Data paths must lie beneath the data roots (tests/integration/data_test.py has the rest).
+    expect('idx files outside the data roots', submit(idx_files), C.PERMISSION_DENIED,
+           'data.train.idx.images: /nonexistent/train-images-idx3-ubyte is outside the server\'s data roots')
+    expect('csv file outside the data roots', submit(csv_file), C.PERMISSION_DENIED,
+           'data.train.csv.path: ')
+    expect('missing csv file in a root', submit(lambda s: s.data.train.csv.__setattr__('path', 'no-such.csv')),
+           C.NOT_FOUND, 'data.train.csv.path: no such file under the data roots: no-such.csv')
     expect('no spec', lambda: stub.SubmitJob(pb.SubmitJobRequest(), timeout=30), C.INVALID_ARGUMENT, 'spec: required')
     expect('request_id of 129 characters', submit(lambda s: None, request_id='r' * 129), C.INVALID_ARGUMENT,
            'request_id: at most 128 characters, got 129')
@@ -224,6 +230,10 @@ def main():
         for what, bad_id in bad_ids:
             expect(f'{method} id {what}', lambda: call(bad_id), C.INVALID_ARGUMENT,
                    'id: must be 32 lowercase hex characters')
+    for what, bad_id in bad_ids:
+        expect(f'DeleteDataset id {what}',
+               lambda: stub.DeleteDataset(dpb.DeleteDatasetRequest(id=bad_id), timeout=10), C.INVALID_ARGUMENT,
+               'id: must be a data set id: 32 lowercase hex characters')
     t.check('the data dir still holds the store and the job', os.path.exists(os.path.join(data, 'cajal.db')) and
             stub.GetJob(pb.GetJobRequest(id=done.id), timeout=10).state == pb.JOB_STATE_SUCCEEDED)
     expect('GetJob unknown id', lambda: methods['GetJob']('0' * 32), C.NOT_FOUND, 'not found')
