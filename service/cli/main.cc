@@ -6,6 +6,27 @@
 #include "service/cli/dataset_commands.h"
 #include "service/cli/train_command.h"
 
+namespace {
+
+// `cajal upload`, `cajal datasets`, `cajal delete-dataset` and their arguments.
+struct DatasetCommands {
+  CLI::App* upload = nullptr;
+  CLI::App* list = nullptr;
+  CLI::App* remove = nullptr;
+  std::string path, name, id;
+};
+
+void AddDatasetCommands(CLI::App* app, DatasetCommands* c) {
+  c->upload = app->add_subcommand("upload", "Upload a data file to cajald; prints the data set id");
+  c->upload->add_option("file", c->path, "The file (CSV, IDX, gzip or raw)")->required();
+  c->upload->add_option("--name", c->name, "The data set's name (default: the file's name)");
+  c->list = app->add_subcommand("datasets", "List the uploaded data sets");
+  c->remove = app->add_subcommand("delete-dataset", "Delete an uploaded data set");
+  c->remove->add_option("id", c->id, "Data set id")->required();
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"cajal: train neural networks (in-process, or through a cajald server)"};
   app.require_subcommand(1);
@@ -104,15 +125,8 @@ int main(int argc, char** argv) {
   CLI::App* delete_cmd = app.add_subcommand("delete", "Delete a finished job and its files");
   delete_cmd->add_option("id", job_id, "Job id")->required();
 
-  std::string upload_path, upload_name, dataset_id;
-  CLI::App* upload_cmd =
-      app.add_subcommand("upload", "Upload a data file to cajald; prints the data set id");
-  upload_cmd->add_option("file", upload_path, "The file (CSV, IDX, gzip or raw)")->required();
-  upload_cmd->add_option("--name", upload_name, "The data set's name (default: the file's name)");
-  CLI::App* datasets_cmd = app.add_subcommand("datasets", "List the uploaded data sets");
-  CLI::App* delete_dataset_cmd =
-      app.add_subcommand("delete-dataset", "Delete an uploaded data set");
-  delete_dataset_cmd->add_option("id", dataset_id, "Data set id")->required();
+  DatasetCommands datasets;
+  AddDatasetCommands(&app, &datasets);
 
   try {
     app.parse(argc, argv);
@@ -137,8 +151,8 @@ int main(int argc, char** argv) {
   if (cancel_cmd->parsed()) return cajal::RunCancel(client, job_id);
   if (download_cmd->parsed()) return cajal::RunDownload(client, job_id, out_path, artifact);
   if (delete_cmd->parsed()) return cajal::RunDelete(client, job_id);
-  if (upload_cmd->parsed()) return cajal::RunUpload(client, upload_path, upload_name);
-  if (datasets_cmd->parsed()) return cajal::RunListDatasets(client);
-  if (delete_dataset_cmd->parsed()) return cajal::RunDeleteDataset(client, dataset_id);
+  if (datasets.upload->parsed()) return cajal::RunUpload(client, datasets.path, datasets.name);
+  if (datasets.list->parsed()) return cajal::RunListDatasets(client);
+  if (datasets.remove->parsed()) return cajal::RunDeleteDataset(client, datasets.id);
   return 2;
 }

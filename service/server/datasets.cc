@@ -379,19 +379,28 @@ absl::StatusOr<v1::Dataset> DatasetStore::Get(const std::string& id) const {
 
 absl::Status DatasetStore::Delete(const std::string& id) {
   RETURN_IF_ERROR(ValidateDatasetId("id", id));
-  // Out of sight in one rename (a crash after it leaves only .incoming/ to clean), then removed.
-  const std::string trash = absl::StrCat(IncomingDir(id), ".deleted");
+  v1::Dataset dataset;
   {
+    // Out of the index first (jobs opening it from now on get kNotFound); no disk I/O under the
+    // lock, which List takes inside a reaction.
     absl::MutexLock lock(&mu_);
     auto it = by_id_.find(id);
     if (it == by_id_.end()) return absl::NotFoundError(absl::StrCat("data set ", id, " not found"));
-    const std::string from = absl::StrCat(dir_, "/", id);
-    if (rename(from.c_str(), trash.c_str()) != 0) {
-      return Errno(absl::StrCat("cannot remove data set ", id), errno);
-    }
-    used_ -= by_time_.at(it->second).size_bytes();
+    dataset = by_time_.at(it->second);
     by_time_.erase(it->second);
     by_id_.erase(it);
+    used_ -= dataset.size_bytes();
+  }
+  // Out of sight in one rename (a crash after it leaves only .incoming/ to clean), then removed.
+  const std::string from = absl::StrCat(dir_, "/", id);
+  const std::string trash = absl::StrCat(IncomingDir(id), ".deleted");
+  if (rename(from.c_str(), trash.c_str()) != 0) {
+    const int err = errno;
+    absl::MutexLock lock(&mu_);
+    by_id_[id] = KeyOf(dataset);
+    by_time_[KeyOf(dataset)] = dataset;
+    used_ += dataset.size_bytes();
+    return Errno(absl::StrCat("cannot remove data set ", id), err);
   }
   std::error_code ec;
   std::filesystem::remove_all(trash, ec);
