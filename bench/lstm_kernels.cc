@@ -46,9 +46,11 @@ Bound Bind(const cajal::RecurrentSpec& spec, int64_t batch, int64_t steps, int64
   b.args.src = fill(batch * steps * features);
   b.args.dst = fill(batch * h);
   b.args.diff_dst = fill(batch * h);
-  for (const int64_t count : {4 * h * features, 4 * h * h, 4 * h, 4 * h}) {
-    b.args.params.push_back(fill(count));
-    b.args.grads.push_back(fill(count));
+  const char* names[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"};
+  const int64_t counts[] = {4 * h * features, 4 * h * h, 4 * h, 4 * h};
+  for (int i = 0; i < 4; ++i) {
+    float* value = fill(counts[i]);
+    b.args.params.push_back({names[i], value, fill(counts[i])});
   }
   return b;
 }

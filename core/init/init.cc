@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <random>
+#include <vector>
+
+#include "core/backend/backend.h"
 
 namespace cajal {
 namespace {
@@ -22,11 +25,14 @@ void FillConstant(float value, float* p, int64_t n) {
 
 }  // namespace
 
-void InitializeParams(const InitConfig& c, uint64_t seed, ParamStore* store) {
+absl::Status InitializeParams(const InitConfig& c, uint64_t seed, ParamStore* store) {
   std::mt19937_64 rng(seed ^ 0x5DEECE66DULL);
+  // Host-memory backends are written in place; others get a host copy uploaded at the end.
+  const bool in_place = store->backend()->host_visible();
+  std::vector<float> staged(in_place ? 0 : static_cast<size_t>(store->total()));
   for (int i = 0; i < store->size(); ++i) {
     const ParamDecl& d = store->decl(i);
-    float* p = store->value(i);
+    float* p = in_place ? store->value(i) : staged.data() + store->offset(i);
     const int64_t n = store->count(i);
     const double fan_in = static_cast<double>(std::max<int64_t>(d.fan_in, 1));
     const double fan_out = static_cast<double>(std::max<int64_t>(d.fan_out, 1));
@@ -81,6 +87,7 @@ void InitializeParams(const InitConfig& c, uint64_t seed, ParamStore* store) {
         break;
     }
   }
+  return in_place ? absl::OkStatus() : store->WriteValues(staged);
 }
 
 }  // namespace cajal

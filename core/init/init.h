@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "core/tensor/tensor.h"
 
 namespace cajal {
@@ -37,7 +38,9 @@ struct InitConfig {
   float bias = 0.0f;
 };
 
-void InitializeParams(const InitConfig& config, uint64_t seed, ParamStore* store);
+// Writes every parameter of `store` (allocated) from the scheme and seed. Errors: the
+// backend's, when the values are uploaded to device memory.
+absl::Status InitializeParams(const InitConfig& config, uint64_t seed, ParamStore* store);
 
 }  // namespace cajal
 

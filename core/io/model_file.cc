@@ -116,20 +116,25 @@ NamedTensor Capture(const std::string& name, const Shape& shape, const float* da
 
 }  // namespace
 
-ModelFile SnapshotJob(TrainingJob& job, const std::string& spec_json) {
+absl::StatusOr<ModelFile> SnapshotJob(TrainingJob& job, const std::string& spec_json) {
   ModelFile f;
   f.spec_json = spec_json;
   ParamStore& store = job.network().params();
+  // Host copies of the flat buffers (a memcpy on the CPU backend), captured per tensor.
+  std::vector<float> host;
+  RETURN_IF_ERROR(store.ReadValues(&host));
   for (int i = 0; i < store.size(); ++i) {
-    f.params.push_back(Capture(store.decl(i).name, store.decl(i).shape, store.value(i)));
+    f.params.push_back(
+        Capture(store.decl(i).name, store.decl(i).shape, host.data() + store.offset(i)));
   }
   Optimizer& opt = job.optimizer();
   f.optimizer_steps = opt.steps();
   for (size_t k = 0; k < opt.state_names().size(); ++k) {
+    RETURN_IF_ERROR(store.backend()->CopyToHost(host.data(), opt.state(static_cast<int>(k)),
+                                                host.size() * sizeof(float)));
     for (int i = 0; i < store.size(); ++i) {
       f.optimizer_state.push_back(Capture(opt.state_names()[k] + "/" + store.decl(i).name,
-                                          store.decl(i).shape,
-                                          opt.state(static_cast<int>(k)).data() + store.offset(i)));
+                                          store.decl(i).shape, host.data() + store.offset(i)));
     }
   }
   f.trainer = job.state();
@@ -138,8 +143,9 @@ ModelFile SnapshotJob(TrainingJob& job, const std::string& spec_json) {
 
 absl::Status RestoreJob(const ModelFile& file, bool with_state, TrainingJob* job) {
   ParamStore& store = job->network().params();
-  auto place = [&](const std::vector<NamedTensor>& ts, const std::string& prefix, float* base,
-                   bool values) -> absl::Status {
+  std::vector<float> host(static_cast<size_t>(store.total()));
+  // Checks every name and shape of `ts` against the store and places the values in `host`.
+  auto place = [&](const std::vector<NamedTensor>& ts, const std::string& prefix) -> absl::Status {
     if (ts.size() != static_cast<size_t>(store.size())) {
       return absl::InvalidArgumentError(absl::StrCat("model file has ", ts.size(), " ", prefix,
                                                      "tensors, the network has ", store.size()));
@@ -152,11 +158,12 @@ absl::Status RestoreJob(const ModelFile& file, bool with_state, TrainingJob* job
                          " does not match the network's ", prefix, store.decl(i).name, " ",
                          ShapeToString(store.decl(i).shape)));
       }
-      std::copy(t.data.begin(), t.data.end(), (values ? store.value(i) : base + store.offset(i)));
+      std::copy(t.data.begin(), t.data.end(), host.begin() + store.offset(i));
     }
     return absl::OkStatus();
   };
-  RETURN_IF_ERROR(place(file.params, "", nullptr, true));
+  RETURN_IF_ERROR(place(file.params, ""));
+  RETURN_IF_ERROR(store.WriteValues(host));
   if (!with_state) return absl::OkStatus();
   Optimizer& opt = job->optimizer();
   const size_t per = static_cast<size_t>(store.size());
@@ -166,8 +173,10 @@ absl::Status RestoreJob(const ModelFile& file, bool with_state, TrainingJob* job
   for (size_t k = 0; k < opt.state_names().size(); ++k) {
     std::vector<NamedTensor> slice(file.optimizer_state.begin() + k * per,
                                    file.optimizer_state.begin() + (k + 1) * per);
-    RETURN_IF_ERROR(
-        place(slice, opt.state_names()[k] + "/", opt.state(static_cast<int>(k)).data(), false));
+    std::fill(host.begin(), host.end(), 0.0f);
+    RETURN_IF_ERROR(place(slice, opt.state_names()[k] + "/"));
+    RETURN_IF_ERROR(store.backend()->CopyToDevice(opt.state(static_cast<int>(k)), host.data(),
+                                                  host.size() * sizeof(float)));
   }
   opt.set_steps(file.optimizer_steps);
   job->state() = file.trainer;

@@ -39,8 +39,8 @@ struct ModelFile {
 
 inline constexpr uint32_t kModelFormatVersion = 1;
 
-// Captures the job's parameters, optimizer state and position.
-ModelFile SnapshotJob(TrainingJob& job, const std::string& spec_json);
+// Captures the job's parameters, optimizer state and position (copied from the device).
+absl::StatusOr<ModelFile> SnapshotJob(TrainingJob& job, const std::string& spec_json);
 // Restores parameters (and, when `with_state`, optimizer state and position) into `job`,
 // checking every name and shape. Errors: kInvalidArgument naming the mismatch.
 absl::Status RestoreJob(const ModelFile& file, bool with_state, TrainingJob* job);

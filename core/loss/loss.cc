@@ -60,9 +60,9 @@ double CrossEntropy(const LossConfig& c, const float* row, int64_t d, int32_t la
 }  // namespace
 
 LossOutput ComputeLoss(const LossConfig& c, const float* x, int64_t n, int64_t d,
-                       const LossTargets& t, float* grad) {
+                       const LossTargets& t, float* grad, double grad_scale) {
   LossOutput out;
-  const double inv_n = 1.0 / static_cast<double>(n);
+  const double inv_n = grad_scale;
   for (int64_t i = 0; i < n; ++i) {
     const float* row = x + i * d;
     float* g = grad != nullptr ? grad + i * d : nullptr;

@@ -42,8 +42,14 @@ struct LossConfig {
   bool perceptron_error = false;
 };
 
+// `grad_scale` weighs each example's gradient: 1/n for the batch mean (the default), 1/(global
+// batch) when the batch is one rank's share of a data-parallel step.
 LossOutput ComputeLoss(const LossConfig& config, const float* x, int64_t n, int64_t d,
-                       const LossTargets& targets, float* grad);
+                       const LossTargets& targets, float* grad, double grad_scale);
+inline LossOutput ComputeLoss(const LossConfig& config, const float* x, int64_t n, int64_t d,
+                              const LossTargets& targets, float* grad) {
+  return ComputeLoss(config, x, n, d, targets, grad, 1.0 / static_cast<double>(n));
+}
 
 }  // namespace cajal
 

@@ -1,18 +1,11 @@
 // First-order optimizers over the flat parameter and gradient buffers of a ParamStore.
 //
-// Each update follows PyTorch 1.13's definition of the same optimizer (so goldens compare
-// directly), with g = grad + weight_decay·θ and optional global-norm clipping first:
-//   sgd        θ −= lr·g
-//   momentum   b = μ·b + g;            θ −= lr·b
-//   nesterov   b = μ·b + g;            θ −= lr·(g + μ·b)
-//   rmsprop    s = ρ·s + (1−ρ)·g²;     θ −= lr·g/(√s + ε)
-//   adagrad    s += g²;                θ −= lr·g/(√s + ε)
-//   adam       m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
-//              θ −= (lr/(1−β1ᵗ))·m/(√v/√(1−β2ᵗ) + ε)
-//   adadelta   s = ρ·s + (1−ρ)·g²; Δ = √(u+ε)/√(s+ε)·g; u = ρ·u + (1−ρ)·Δ²; θ −= lr·Δ
+// The update rules are in optim/update.h (written once for every backend). With clip_norm > 0
+// the gradient is first scaled to global norm clip_norm (PyTorch's clip_grad_norm_). The
+// backend runs the update on its own memory. State buffers are flat like the parameters, so a
+// checkpoint stores them as named tensors.
 //   perceptron_rule  θ −= lr·g, where the loss hands back the raw error ŷ − y summed over the
 //              batch (LossConfig::perceptron_error), i.e. Rosenblatt's w += r·(y − ŷ)·x.
-// State buffers are flat like the parameters, so a checkpoint stores them as named tensors.
 #ifndef CAJAL_CORE_OPTIM_OPTIMIZER_H_
 #define CAJAL_CORE_OPTIM_OPTIMIZER_H_
 
@@ -22,21 +15,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/backend/backend.h"
+#include "core/optim/update.h"
 #include "core/tensor/tensor.h"
 
 namespace cajal {
-
-enum class OptimizerKind {
-  kSgd,
-  kMomentum,
-  kNesterov,
-  kRmsprop,
-  kAdagrad,
-  kAdam,
-  kAdadelta,
-  kHessianFree,
-  kPerceptronRule,
-};
 
 // Settings of kHessianFree (optim/hessian_free.h); the defaults are Martens 2010's. The
 // gradient batch is the training batch (JobConfig::batch_size).
@@ -63,18 +46,20 @@ struct OptimizerConfig {
 class Optimizer {
  public:
   // For kHessianFree the optimizer keeps only the step count (Step does nothing): HF drives
-  // its own update (optim/hessian_free.h).
+  // its own update (optim/hessian_free.h). State buffers live in the store's backend.
+  // Errors: kResourceExhausted when the state does not fit.
   static absl::StatusOr<std::unique_ptr<Optimizer>> Create(const OptimizerConfig& config,
                                                            ParamStore* store);
 
-  // Applies one update from the gradients in the store. Not thread-safe; uses OpenMP inside.
-  void Step();
+  // Applies one update from the gradients in the store. Not thread-safe.
+  absl::Status Step();
 
   int64_t steps() const { return steps_; }
-  // Named state buffers, each of ParamStore::total() floats, for checkpoints.
-  const std::vector<std::string>& state_names() const { return state_names_; }
-  AlignedBuffer& state(int i) { return state_[i]; }
   void set_steps(int64_t steps) { steps_ = steps; }
+  // Named state buffers, each of ParamStore::total() floats in the backend's memory, for
+  // checkpoints (read and written through the store's backend).
+  const std::vector<std::string>& state_names() const { return state_names_; }
+  float* state(int i) { return state_[i].floats(); }
 
  private:
   Optimizer(const OptimizerConfig& config, ParamStore* store);
@@ -83,7 +68,7 @@ class Optimizer {
   ParamStore* store_;
   int64_t steps_ = 0;
   std::vector<std::string> state_names_;
-  std::vector<AlignedBuffer> state_;
+  std::vector<DeviceBuffer> state_;
 };
 
 }  // namespace cajal

@@ -5,6 +5,8 @@
 #include <new>
 
 #include "absl/strings/str_join.h"
+#include "core/backend/backend.h"
+#include "core/util/status_macros.h"
 
 namespace cajal {
 
@@ -43,7 +45,7 @@ int ParamStore::Declare(ParamDecl decl) {
   return static_cast<int>(decls_.size()) - 1;
 }
 
-void ParamStore::Allocate() {
+absl::Status ParamStore::Allocate(Backend* backend) {
   int64_t offset = 0;
   for (bool trainable : {true, false}) {
     for (size_t i = 0; i < decls_.size(); ++i) {
@@ -53,8 +55,23 @@ void ParamStore::Allocate() {
     }
     if (trainable) trainable_total_ = offset;
   }
-  values_ = AlignedBuffer(static_cast<size_t>(total_));
-  grads_ = AlignedBuffer(static_cast<size_t>(total_));
+  backend_ = backend;
+  const size_t bytes = static_cast<size_t>(total_) * sizeof(float);
+  ASSIGN_OR_RETURN(values_, backend->Allocate(bytes));
+  ASSIGN_OR_RETURN(grads_, backend->Allocate(bytes));
+  return absl::OkStatus();
+}
+
+absl::Status ParamStore::ReadValues(std::vector<float>* host) const {
+  host->resize(static_cast<size_t>(total_));
+  return backend_->CopyToHost(host->data(), values_.get(), host->size() * sizeof(float));
+}
+
+absl::Status ParamStore::WriteValues(const std::vector<float>& host) {
+  if (host.size() != static_cast<size_t>(total_)) {
+    return absl::InternalError("ParamStore::WriteValues: size does not match the store");
+  }
+  return backend_->CopyToDevice(values_.get(), host.data(), host.size() * sizeof(float));
 }
 
 int ParamStore::Find(const std::string& name) const {

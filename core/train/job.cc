@@ -1,15 +1,17 @@
+// TrainingJob's build: data, network, loss, optimizer. The step, evaluation and loop are in
+// step.cc, evaluate.cc and loop.cc.
 #include "core/train/job.h"
 
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/train/data_parallel.h"
 #include "core/util/cores.h"
 #include "core/util/status_macros.h"
 
@@ -46,29 +48,50 @@ absl::StatusOr<Dataset> LoadSource(const DataSourceConfig& src, const char* fiel
   return ds;
 }
 
-// Permutation of `indices` for one epoch: a function of (seed, epoch) only, so a resumed run
-// sees the same order.
-std::vector<int64_t> EpochOrder(const std::vector<int64_t>& indices, uint64_t seed, int epoch,
-                                bool shuffle) {
-  std::vector<int64_t> order = indices;
-  if (shuffle) {
-    std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch) + 1);
-    std::shuffle(order.begin(), order.end(), rng);
-  }
-  return order;
-}
-
 bool LastIs(const std::vector<LayerSpec>& layers, Activation kind) {
   const auto* a = std::get_if<ActivationSpec>(&layers.back());
   return a != nullptr && a->kind == kind;
 }
 
+// The threads of one rank: its share of the cores this process may use (data-parallel ranks
+// on one machine divide them), at most training.threads.
+int RankThreads(int requested, const Collective& collective) {
+  const int share = std::max(1, AvailableCores() / std::max(1, collective.local_size()));
+  return requested > 0 ? std::min(requested, share) : share;
+}
+
 }  // namespace
 
+const char* StopReasonName(StopReason reason) {
+  switch (reason) {
+    case StopReason::kMaxSteps:
+      return "max_steps";
+    case StopReason::kEarlyStopping:
+      return "early_stopping";
+    case StopReason::kCancelled:
+      return "cancelled";
+    default:
+      return "completed";
+  }
+}
+
+TrainingJob::~TrainingJob() = default;
+
 absl::StatusOr<std::unique_ptr<TrainingJob>> TrainingJob::Prepare(const JobConfig& config,
-                                                                  Backend* backend) {
+                                                                  const PrepareOptions& options) {
   std::unique_ptr<TrainingJob> job(new TrainingJob());
   job->config_ = config;
+  if (options.backend != nullptr) {
+    job->backend_ = options.backend;
+  } else {
+    ASSIGN_OR_RETURN(job->backend_, GetBackend({config.device}));
+  }
+  if (options.collective != nullptr) {
+    job->collective_ = options.collective;
+  } else {
+    job->own_collective_ = SingleProcessCollective();
+    job->collective_ = job->own_collective_.get();
+  }
   ASSIGN_OR_RETURN(job->train_, LoadSource(config.train, "data.train", false));
   if (config.test.kind != DataSourceConfig::Kind::kNone) {
     ASSIGN_OR_RETURN(job->test_, LoadSource(config.test, "data.test", true));
@@ -90,24 +113,19 @@ absl::StatusOr<std::unique_ptr<TrainingJob>> TrainingJob::Prepare(const JobConfi
           "targets");
     }
   }
-  RETURN_IF_ERROR(job->Build(backend));
+  RETURN_IF_ERROR(job->Build());
   return job;
 }
 
-absl::Status TrainingJob::Build(Backend* backend) {
+// Validation split: a seeded shuffle, the last fraction held out; the test set whole.
+void TrainingJob::SplitData() {
   const JobConfig& c = config_;
-  // Validation split: a seeded shuffle, the last fraction held out.
   std::vector<int64_t> all(static_cast<size_t>(train_.count));
   std::iota(all.begin(), all.end(), 0);
   if (c.validation_fraction > 0) {
     std::mt19937_64 rng(c.seed ^ 0xA5A5A5A5ULL);
     std::shuffle(all.begin(), all.end(), rng);
     const int64_t val = static_cast<int64_t>(std::floor(c.validation_fraction * train_.count));
-    if (val < 1 || val >= train_.count) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("data.validation_fraction: ", c.validation_fraction, " of ", train_.count,
-                       " examples leaves an empty training or validation set"));
-    }
     val_indices_.assign(all.end() - val, all.end());
     all.resize(all.size() - val);
     std::sort(val_indices_.begin(), val_indices_.end());
@@ -118,29 +136,16 @@ absl::Status TrainingJob::Build(Backend* backend) {
     test_indices_.resize(static_cast<size_t>(test_->count));
     std::iota(test_indices_.begin(), test_indices_.end(), 0);
   }
-  norm_ = FitNormalization(c.normalize, train_, train_indices_);
+}
 
-  const int classes = std::max(train_.num_classes, test_ ? test_->num_classes : 0);
-  if (train_.classification()) {
-    train_.num_classes = classes;
-    if (test_) test_->num_classes = classes;
-  }
+absl::StatusOr<std::vector<LayerSpec>> TrainingJob::ResolveLayers(int classes) const {
+  const JobConfig& c = config_;
   std::vector<LayerSpec> layers = c.layers;
   if (c.preset != Preset::kNone) {
     const int outputs = train_.classification() ? classes : train_.target_dim;
     ASSIGN_OR_RETURN(layers, PresetLayers(c.preset, train_.shape, outputs));
   }
-  if (layers.empty()) {
-    return absl::InvalidArgumentError("model: set either preset or layers");
-  }
-  ASSIGN_OR_RETURN(network_, Network::Create(layers, train_.shape, backend, c.seed));
-
-  // The network's output against the targets and the loss.
-  const int64_t out = NumElements(network_->output_shape());
-  const int last = static_cast<int>(layers.size()) - 1;
-  const std::string where =
-      absl::StrCat("model.layers.", last, " (", LayerKindName(layers.back()), ")");
-  const bool threshold_last = std::holds_alternative<ThresholdSpec>(layers.back());
+  if (layers.empty()) return absl::InvalidArgumentError("model: set either preset or layers");
   for (size_t i = 0; i < layers.size(); ++i) {
     if (std::holds_alternative<ThresholdSpec>(layers[i]) &&
         c.optimizer.kind != OptimizerKind::kPerceptronRule) {
@@ -150,6 +155,7 @@ absl::Status TrainingJob::Build(Backend* backend) {
                        "optimizer.kind: perceptron_rule"));
     }
   }
+  const bool threshold_last = std::holds_alternative<ThresholdSpec>(layers.back());
   if (c.optimizer.kind == OptimizerKind::kPerceptronRule && !threshold_last) {
     return absl::InvalidArgumentError(
         "optimizer.kind: perceptron_rule trains threshold units; the last layer must be "
@@ -160,7 +166,16 @@ absl::Status TrainingJob::Build(Backend* backend) {
         "training.loss: perceptron_rule learns from the error y - ŷ of threshold units; use "
         "loss mse (or leave it unset)");
   }
-  reconstruct_ = c.reconstruct || c.preset == Preset::kAutoencoder;
+  return layers;
+}
+
+// The network's output against the targets and the loss.
+absl::Status TrainingJob::CheckOutputs(const std::vector<LayerSpec>& layers, int classes) const {
+  const JobConfig& c = config_;
+  const int64_t out = NumElements(network_->output_shape());
+  const int last = static_cast<int>(layers.size()) - 1;
+  const std::string where =
+      absl::StrCat("model.layers.", last, " (", LayerKindName(layers.back()), ")");
   if (reconstruct_) {
     if (c.loss == LossKind::kCrossEntropy) {
       return absl::InvalidArgumentError(
@@ -193,7 +208,12 @@ absl::Status TrainingJob::Build(Backend* backend) {
                                                      train_.target_dim, " values"));
     }
   }
+  return absl::OkStatus();
+}
 
+void TrainingJob::ConfigureLoss(const std::vector<LayerSpec>& layers) {
+  const JobConfig& c = config_;
+  const int64_t out = NumElements(network_->output_shape());
   loss_.kind = c.loss;
   loss_.fused = layers.size() >= 2 &&
                 ((c.loss == LossKind::kCrossEntropy && LastIs(layers, Activation::kSoftmax)) ||
@@ -201,204 +221,91 @@ absl::Status TrainingJob::Build(Backend* backend) {
   loss_.perceptron_error = c.optimizer.kind == OptimizerKind::kPerceptronRule;
   if (!train_.classification() || reconstruct_) {
     loss_.accuracy = AccuracyRule::kNone;
-  } else if (threshold_last) {
+  } else if (std::holds_alternative<ThresholdSpec>(layers.back())) {
     loss_.accuracy = AccuracyRule::kExactMatch;
   } else {
     loss_.accuracy = out == 1 ? AccuracyRule::kThreshold : AccuracyRule::kArgmax;
   }
   loss_at_ = static_cast<int>(layers.size()) - (loss_.fused ? 1 : 0);
+}
 
-  InitializeParams(c.init, c.seed, &network_->params());
+// The label and target buffers of the largest batch on the device, and their host staging
+// where the device is not host memory.
+absl::Status TrainingJob::AllocateBatchBuffers() {
+  const int64_t batch = std::max<int64_t>(config_.batch_size, 1);
+  const size_t label_bytes = static_cast<size_t>(batch) * sizeof(int32_t);
+  const size_t target_bytes =
+      static_cast<size_t>(batch * std::max(1, train_.target_dim)) * sizeof(float);
+  ASSIGN_OR_RETURN(device_labels_, backend_->Allocate(label_bytes));
+  ASSIGN_OR_RETURN(device_targets_, backend_->Allocate(target_bytes));
+  if (!backend_->host_visible()) {
+    const size_t input_bytes = static_cast<size_t>(batch * train_.example_size()) * sizeof(float);
+    ASSIGN_OR_RETURN(host_input_, backend_->AllocateHost(input_bytes));
+    ASSIGN_OR_RETURN(host_labels_, backend_->AllocateHost(label_bytes));
+    ASSIGN_OR_RETURN(host_targets_, backend_->AllocateHost(target_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrainingJob::Build() {
+  const JobConfig& c = config_;
+  if (c.validation_fraction > 0) {
+    const int64_t val = static_cast<int64_t>(std::floor(c.validation_fraction * train_.count));
+    if (val < 1 || val >= train_.count) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data.validation_fraction: ", c.validation_fraction, " of ", train_.count,
+                       " examples leaves an empty training or validation set"));
+    }
+  }
+  SplitData();
+  norm_ = FitNormalization(c.normalize, train_, train_indices_);
+  const int classes = std::max(train_.num_classes, test_ ? test_->num_classes : 0);
+  if (train_.classification()) {
+    train_.num_classes = classes;
+    if (test_) test_->num_classes = classes;
+  }
+  ASSIGN_OR_RETURN(std::vector<LayerSpec> layers, ResolveLayers(classes));
+  const bool distributed = collective_->size() > 1;
+  if (distributed && c.optimizer.kind == OptimizerKind::kHessianFree) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "optimizer.kind: hessian_free does not run data-parallel (this job has ",
+        collective_->size(), " ranks); run it in one process, or choose a first-order optimizer"));
+  }
+  if (c.optimizer.kind == OptimizerKind::kHessianFree && backend_->kind() != DeviceKind::kCpu) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("optimizer.kind: hessian_free runs on the cpu only; this job runs on ",
+                     backend_->name(), " (set training.device: cpu)"));
+  }
+  NetworkOptions net_options;
+  net_options.seed = c.seed;
+  if (distributed && c.sync_batch_norm) net_options.sync_batch_norm = collective_;
+  ASSIGN_OR_RETURN(network_, Network::Create(layers, train_.shape, backend_, net_options));
+  reconstruct_ = c.reconstruct || c.preset == Preset::kAutoencoder;
+  RETURN_IF_ERROR(CheckOutputs(layers, classes));
+  ConfigureLoss(layers);
+
+  RETURN_IF_ERROR(InitializeParams(c.init, c.seed, &network_->params()));
   ASSIGN_OR_RETURN(optimizer_, Optimizer::Create(c.optimizer, &network_->params()));
   if (c.optimizer.kind == OptimizerKind::kHessianFree) {
     ASSIGN_OR_RETURN(
         hf_, HessianFree::Create(network_.get(), loss_, loss_at_, c.optimizer.hessian_free));
   }
-
-  const int64_t per_epoch =
-      (static_cast<int64_t>(train_indices_.size()) + c.batch_size - 1) / c.batch_size;
-  total_steps_ = per_epoch * c.epochs;
+  total_steps_ = StepsPerEpoch() * c.epochs;
   if (c.max_steps > 0) total_steps_ = std::min(total_steps_, c.max_steps);
-  threads_ = c.threads > 0 ? std::min(c.threads, AvailableCores()) : AvailableCores();
-  labels_.resize(static_cast<size_t>(c.batch_size));
-  targets_.resize(static_cast<size_t>(c.batch_size * std::max(1, train_.target_dim)));
+  threads_ = RankThreads(c.threads, *collective_);
+  ASSIGN_OR_RETURN(loss_kernel_,
+                   backend_->MakeLoss(loss_, c.batch_size, NumElements(network_->output_shape())));
+  RETURN_IF_ERROR(AllocateBatchBuffers());
+  if (distributed) {
+    reducer_ = GradientReducer::Create(network_.get(), collective_);
+    // Every rank starts from rank 0's initial parameters (they are equal already, from the
+    // same seed; this makes it so whatever the backend's initialization order).
+    RETURN_IF_ERROR(SyncReplicas());
+  }
   // Compile the full-batch training plan now, so a backend error surfaces before training.
   omp_set_num_threads(threads_);
   const int64_t first = std::min<int64_t>(c.batch_size, train_indices_.size());
   return network_->GetPlan(first, Mode::kTrain).status();
-}
-
-absl::StatusOr<LossOutput> TrainingJob::TrainStep(const int64_t* indices, int64_t n) {
-  if (hf_ != nullptr) {
-    // Hessian-free runs its own forward/backward passes and CG on copies of the batch.
-    hf_input_.resize(static_cast<size_t>(n * train_.example_size()));
-    GatherBatch(train_, norm_, indices, n, hf_input_.data(), labels_.data(), targets_.data());
-    LossTargets t;
-    if (reconstruct_) {
-      t.values = hf_input_.data();
-    } else if (train_.classification()) {
-      t.labels = labels_.data();
-    } else {
-      t.values = targets_.data();
-    }
-    ASSIGN_OR_RETURN(hf_last_, hf_->Step(hf_input_.data(), t, n, state_.step));
-    optimizer_->set_steps(optimizer_->steps() + 1);
-    return hf_last_.loss;
-  }
-  ASSIGN_OR_RETURN(Plan * plan, network_->GetPlan(n, Mode::kTrain));
-  GatherBatch(train_, norm_, indices, n, plan->input(), labels_.data(), targets_.data());
-  plan->Forward(state_.step);
-  const int64_t d = NumElements(network_->output_shape());
-  LossTargets t;
-  if (reconstruct_) {
-    t.values = plan->input();
-  } else if (train_.classification()) {
-    t.labels = labels_.data();
-  } else {
-    t.values = targets_.data();
-  }
-  const LossOutput out = ComputeLoss(loss_, plan->output(), n, d, t, plan->diff(loss_at_));
-  if (!std::isfinite(out.sum)) return out;
-  plan->Backward(loss_at_);
-  optimizer_->Step();
-  return out;
-}
-
-absl::StatusOr<EvalResult> TrainingJob::Evaluate(const Dataset& data,
-                                                 const std::vector<int64_t>& indices) {
-  omp_set_num_threads(threads_);
-  EvalResult r;
-  const int64_t d = NumElements(network_->output_shape());
-  const int64_t batch = config_.batch_size;
-  std::vector<int32_t> labels(static_cast<size_t>(batch));
-  std::vector<float> targets(static_cast<size_t>(batch * std::max(1, data.target_dim)));
-  double loss_sum = 0;
-  int64_t correct = 0;
-  for (size_t start = 0; start < indices.size(); start += batch) {
-    const int64_t n = std::min<int64_t>(batch, indices.size() - start);
-    ASSIGN_OR_RETURN(Plan * plan, network_->GetPlan(n, Mode::kEval));
-    GatherBatch(data, norm_, indices.data() + start, n, plan->input(), labels.data(),
-                targets.data());
-    plan->Forward(0);
-    LossTargets t;
-    if (reconstruct_) {
-      t.values = plan->input();
-    } else if (data.classification()) {
-      t.labels = labels.data();
-    } else {
-      t.values = targets.data();
-    }
-    const LossOutput out = ComputeLoss(loss_, plan->output(), n, d, t, nullptr);
-    loss_sum += out.sum;
-    correct += out.correct;
-  }
-  r.examples = static_cast<int64_t>(indices.size());
-  if (r.examples > 0) {
-    r.loss = loss_sum / r.examples;
-    r.accuracy = static_cast<double>(correct) / r.examples;
-  }
-  return r;
-}
-
-absl::StatusOr<EvalResult> TrainingJob::EvaluateTest() {
-  if (!test_) return absl::FailedPreconditionError("the job has no test set");
-  return Evaluate(*test_, test_indices_);
-}
-
-absl::StatusOr<TrainResult> TrainingJob::Run(TrainObserver* observer) {
-  omp_set_num_threads(threads_);
-  const JobConfig& c = config_;
-  TrainResult result;
-  result.stop_reason = "completed";
-  TrainerState& s = state_;
-  using Clock = std::chrono::steady_clock;
-  Clock::duration busy{};
-  int64_t examples = 0;
-  // The observer is called only where `s` describes a consistent position (after a step, after
-  // an epoch's rollover), so a checkpoint taken there resumes exactly.
-  while (s.epoch < c.epochs) {
-    const std::vector<int64_t> order = EpochOrder(train_indices_, c.seed, s.epoch, c.shuffle);
-    const int64_t batches = (static_cast<int64_t>(order.size()) + c.batch_size - 1) / c.batch_size;
-    bool stopped = false;
-    while (s.batch_in_epoch < batches) {
-      if (c.max_steps > 0 && s.step >= c.max_steps) {
-        result.stop_reason = "max_steps";
-        stopped = true;
-        break;
-      }
-      const int64_t start = s.batch_in_epoch * c.batch_size;
-      const int64_t n = std::min<int64_t>(c.batch_size, order.size() - start);
-      const Clock::time_point t0 = Clock::now();
-      ASSIGN_OR_RETURN(LossOutput out, TrainStep(order.data() + start, n));
-      busy += Clock::now() - t0;
-      if (!std::isfinite(out.sum)) {
-        return absl::AbortedError(absl::StrCat(
-            "training diverged at epoch ", s.epoch + 1, ", step ", s.step + 1, ": the loss became ",
-            std::isnan(out.sum) ? "NaN" : "infinite",
-            "; lower optimizer.learning_rate, set optimizer.clip_norm or normalize the data"));
-      }
-      ++s.step;
-      ++s.batch_in_epoch;
-      examples += n;
-      s.epoch_loss_sum += out.sum;
-      s.epoch_correct += out.correct;
-      s.epoch_seen += n;
-      if (observer != nullptr && hf_ != nullptr) {
-        observer->OnOptimizerMetric(s.step, "cg_iterations", hf_last_.cg_iterations);
-        observer->OnOptimizerMetric(s.step, "damping", hf_last_.damping);
-      }
-      if (observer != nullptr &&
-          !observer->OnStep({s.epoch + 1, s.step, total_steps_, out.sum / n, n})) {
-        result.stop_reason = "cancelled";
-        stopped = true;
-        break;
-      }
-    }
-    if (result.stop_reason == "cancelled" || (stopped && s.epoch_seen == 0)) break;
-    EpochReport e;
-    e.epoch = s.epoch + 1;
-    e.step = s.step;
-    e.loss = s.epoch_seen > 0 ? s.epoch_loss_sum / s.epoch_seen : 0;
-    e.accuracy = s.epoch_seen > 0 ? static_cast<double>(s.epoch_correct) / s.epoch_seen : 0;
-    if (!val_indices_.empty() || test_) {
-      ASSIGN_OR_RETURN(EvalResult val,
-                       val_indices_.empty() ? EvaluateTest() : Evaluate(train_, val_indices_));
-      e.has_val = true;
-      e.val_loss = val.loss;
-      e.val_accuracy = val.accuracy;
-    }
-    result.epochs.push_back(e);
-    // Roll over to the next epoch before telling the observer.
-    ++s.epoch;
-    s.batch_in_epoch = 0;
-    s.epoch_loss_sum = 0;
-    s.epoch_correct = 0;
-    s.epoch_seen = 0;
-    bool early_stop = false;
-    if (c.patience > 0 && e.has_val) {
-      if (!s.has_best || e.val_loss < s.best_val_loss - c.min_delta) {
-        s.best_val_loss = e.val_loss;
-        s.has_best = true;
-        s.epochs_without_improvement = 0;
-      } else if (++s.epochs_without_improvement >= c.patience) {
-        early_stop = true;
-      }
-    }
-    if (observer != nullptr) observer->OnEpoch(e);
-    if (early_stop) {
-      result.stop_reason = "early_stopping";
-      break;
-    }
-    if (stopped) break;
-  }
-  result.steps = s.step;
-  result.train_seconds = std::chrono::duration<double>(busy).count();
-  result.samples_per_sec = result.train_seconds > 0 ? examples / result.train_seconds : 0;
-  if (test_ && result.stop_reason != "cancelled") {
-    ASSIGN_OR_RETURN(result.test, EvaluateTest());
-    result.has_test = true;
-  }
-  return result;
 }
 
 }  // namespace cajal

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "core/collective/mpi/mpi_collective.h"
 #include "service/cli/client_commands.h"
 #include "service/cli/dataset_commands.h"
 #include "service/cli/train_command.h"
@@ -65,6 +66,10 @@ int main(int argc, char** argv) {
                         "Write the final metrics as KFP v1 MLPipeline Metrics JSON here");
   train_cmd->add_option("--model-out", train.kfp.model_out_path,
                         "Also copy model.cajal to this path (a KFP {outputPath: model})");
+  train_cmd->add_option("--checkpoint_dir", train.checkpoint_dir,
+                        "Checkpoint into DIR/checkpoint.cajal (every "
+                        "training.checkpoint_every_steps, each epoch, on SIGTERM) and resume "
+                        "from it when it exists; under mpirun a directory every rank shares");
 
   cajal::EvaluateOptions eval;
   CLI::App* eval_cmd = app.add_subcommand("evaluate", "Report loss and accuracy of a saved model");
@@ -138,7 +143,19 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
-  if (train_cmd->parsed()) return cajal::RunTrain(train);
+  if (train_cmd->parsed()) {
+    // Under mpirun (or the MPI Operator's launcher) the ranks train one model together.
+    std::unique_ptr<cajal::Collective> collective;
+    if (cajal::LaunchedByMpi()) {
+      absl::StatusOr<std::unique_ptr<cajal::Collective>> c = cajal::CreateMpiCollective();
+      if (!c.ok()) {
+        std::fprintf(stderr, "cajal: %s\n", std::string(c.status().message()).c_str());
+        return 1;
+      }
+      collective = *std::move(c);
+    }
+    return cajal::RunTrain(train, collective.get());
+  }
   if (eval_cmd->parsed()) return cajal::RunEvaluate(eval);
   if (absl::Status s = cajal::ResolveToken(token_file, &client); !s.ok()) {
     std::fprintf(stderr, "cajal: %s\n", std::string(s.message()).c_str());

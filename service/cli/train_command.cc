@@ -1,9 +1,13 @@
 #include "service/cli/train_command.h"
 
-#include <sys/stat.h>
+#include <pthread.h>
+#include <signal.h>
 
+#include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -11,6 +15,7 @@
 #include "cajal/v1/metrics.pb.h"
 #include "core/backend/backend.h"
 #include "core/io/model_file.h"
+#include "core/train/checkpoint.h"
 #include "core/util/cores.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -27,6 +32,7 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitBadSpec = 2;
+constexpr int kExitTerminated = 128 + SIGTERM;
 
 int Fail(int code, const absl::Status& status) {
   std::fprintf(stderr, "cajal: %s\n", std::string(status.message()).c_str());
@@ -101,62 +107,114 @@ absl::Status WriteJson(const std::string& path, const google::protobuf::Message&
   return WriteFileAtomically(path, json);
 }
 
-absl::Status MakeDir(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return absl::OkStatus();
+// Creates `dir` and its parents (mkdir -p).
+absl::Status MakeDir(const std::string& dir, const char* flag) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (!ec) return absl::OkStatus();
   return absl::InvalidArgumentError(
-      absl::StrCat("--out ", dir, ": cannot create directory: ", std::strerror(errno)));
+      absl::StrCat(flag, " ", dir, ": cannot create directory: ", ec.message()));
 }
 
-}  // namespace
-
-int RunTrain(const TrainOptions& o) {
-  absl::StatusOr<v1::JobSpec> spec = LoadSpecFile(o.spec_path, o.overrides);
-  if (!spec.ok()) return Fail(kExitBadSpec, spec.status());
-  absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
-  if (!config.ok()) return Fail(kExitBadSpec, config.status());
-  if (absl::Status s = RequireLocalData(*spec); !s.ok()) return Fail(kExitBadSpec, s);
-  if (absl::Status s = MakeDir(o.out_dir); !s.ok()) return Fail(kExitBadSpec, s);
-  absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config, CpuBackend());
-  if (!job.ok()) return Fail(kExitBadSpec, job.status());
-
-  PrintingObserver observer(*config, (*job)->train_data().classification(), o.timestamps);
-  TrainObserver* run_observer = &observer;
-  std::unique_ptr<EventWriter> event_writer;
-  std::unique_ptr<EventFileObserver> event_observer;
-  if (!o.tfevents_dir.empty()) {
-    absl::StatusOr<std::unique_ptr<EventWriter>> w = EventWriter::Create(o.tfevents_dir);
-    if (!w.ok()) return Fail(kExitBadSpec, w.status());
-    event_writer = *std::move(w);
-    event_observer = std::make_unique<EventFileObserver>(event_writer.get(),
-                                                         (*job)->train_data().classification(),
-                                                         o.tfevents_every_steps, &observer);
-    run_observer = event_observer.get();
+// A failure before training started is a problem with the spec or its inputs (exit 2), except
+// what the machine lacks (memory, a GPU: exit 1, the run may succeed elsewhere).
+int FailCode(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnavailable:
+      return kExitFailed;
+    default:
+      return kExitBadSpec;
   }
-  absl::StatusOr<TrainResult> result = (*job)->Run(run_observer);
-  if (!result.ok()) return Fail(kExitFailed, result.status());
-  if (event_observer != nullptr && !event_observer->status().ok()) {
-    return Fail(kExitFailed, event_observer->status());
+}
+
+// SIGTERM (Kubernetes evicting the pod, mpirun passing it on) asks the run to stop at the next
+// step boundary and checkpoint. Taken with sigwait on a thread of its own: the signal is
+// blocked in every other thread (MPI's and OpenMP's inherit the mask).
+class TermSignal {
+ public:
+  TermSignal() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this] {
+      int sig = 0;
+      if (sigwait(&set_, &sig) == 0 && sig == SIGTERM) received_.store(true);
+    });
+  }
+  ~TermSignal() {
+    // Wake the waiting thread if no signal came, and restore the mask.
+    if (!received_.load()) pthread_kill(thread_.native_handle(), SIGTERM);
+    thread_.join();
+    pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
+  }
+  bool received() const { return received_.load(std::memory_order_relaxed); }
+
+ private:
+  sigset_t set_;
+  std::atomic<bool> received_{false};
+  std::thread thread_;
+};
+
+// Checkpoints at the boundaries the service uses and stops on SIGTERM; forwards everything to
+// `next` (rank 0's printing observer, or nothing on the other ranks).
+class CheckpointingObserver : public TrainObserver {
+ public:
+  CheckpointingObserver(Checkpointer* checkpointer, int64_t every_steps, const TermSignal* term,
+                        TrainObserver* next)
+      : checkpointer_(checkpointer), every_(every_steps), term_(term), next_(next) {}
+
+  bool OnStep(const StepReport& s) override {
+    const bool go_on = next_ == nullptr || next_->OnStep(s);
+    if (checkpointer_ != nullptr && every_ > 0 && s.step % every_ == 0) Write();
+    return go_on && status.ok() && (term_ == nullptr || !term_->received());
+  }
+  void OnEpoch(const EpochReport& e) override {
+    if (next_ != nullptr) next_->OnEpoch(e);
+    if (checkpointer_ != nullptr) Write();
+  }
+  void OnOptimizerMetric(int64_t step, const std::string& name, double value) override {
+    if (next_ != nullptr) next_->OnOptimizerMetric(step, name, value);
+  }
+  void Write() {
+    if (!status.ok()) return;
+    if (absl::Status s = checkpointer_->Write(); !s.ok()) {
+      status = absl::Status(s.code(), absl::StrCat("cannot write a checkpoint: ", s.message()));
+    }
   }
 
+  absl::Status status;  // the first checkpoint failure
+
+ private:
+  Checkpointer* checkpointer_;
+  int64_t every_;
+  const TermSignal* term_;
+  TrainObserver* next_;
+};
+
+// Rank 0's outputs of a finished run: the final line, model.cajal, metrics.json, KFP outputs.
+int WriteOutputs(const TrainOptions& o, const v1::JobSpec& spec, TrainingJob& job,
+                 const TrainResult& result, PrintingObserver& observer) {
   v1::TrainingReport& report = observer.report;
-  report.set_stop_reason(result->stop_reason);
-  report.set_steps(result->steps);
-  report.set_samples_per_sec(result->samples_per_sec);
+  report.set_stop_reason(StopReasonName(result.stop_reason));
+  report.set_steps(result.steps);
+  report.set_samples_per_sec(result.samples_per_sec);
   std::string final_line;
-  if (result->has_test) {
-    report.set_test_loss(result->test.loss);
-    observer.Add(result->steps, (*job)->state().epoch, "test_loss", result->test.loss);
-    final_line = absl::StrFormat("test_loss=%.4f ", result->test.loss);
-    if ((*job)->train_data().classification()) {
-      report.set_test_accuracy(result->test.accuracy);
-      observer.Add(result->steps, (*job)->state().epoch, "test_accuracy", result->test.accuracy);
-      absl::StrAppendFormat(&final_line, "test_accuracy=%.4f ", result->test.accuracy);
+  if (result.has_test) {
+    report.set_test_loss(result.test.loss);
+    observer.Add(result.steps, job.state().epoch, "test_loss", result.test.loss);
+    final_line = absl::StrFormat("test_loss=%.4f ", result.test.loss);
+    if (job.train_data().classification()) {
+      report.set_test_accuracy(result.test.accuracy);
+      observer.Add(result.steps, job.state().epoch, "test_accuracy", result.test.accuracy);
+      absl::StrAppendFormat(&final_line, "test_accuracy=%.4f ", result.test.accuracy);
     }
   }
   const std::string model_path = o.out_dir + "/model.cajal";
-  if (absl::Status s = WriteModelFile(model_path, SnapshotJob(**job, SpecToJson(*spec))); !s.ok()) {
-    return Fail(kExitFailed, s);
-  }
+  absl::StatusOr<ModelFile> model = SnapshotJob(job, SpecToJson(spec));
+  if (!model.ok()) return Fail(kExitFailed, model.status());
+  if (absl::Status s = WriteModelFile(model_path, *model); !s.ok()) return Fail(kExitFailed, s);
   report.set_peak_rss_mb(PeakRssMb());
   if (absl::Status s = WriteJson(o.out_dir + "/metrics.json", report); !s.ok()) {
     return Fail(kExitFailed, s);
@@ -164,10 +222,105 @@ int RunTrain(const TrainOptions& o) {
   if (absl::Status s = WriteKfpOutputs(o.kfp, report, model_path); !s.ok()) {
     return Fail(kExitFailed, s);
   }
-  absl::StrAppendFormat(&final_line, "steps=%d samples_per_sec=%.1f peak_rss_mb=%.1f",
-                        result->steps, result->samples_per_sec, report.peak_rss_mb());
+  absl::StrAppendFormat(&final_line, "steps=%d samples_per_sec=%.1f peak_rss_mb=%.1f", result.steps,
+                        result.samples_per_sec, report.peak_rss_mb());
   Emit(LinePrefix(o.timestamps) + final_line);
   return kExitOk;
+}
+
+int RunTrainOn(const TrainOptions& o, Collective& collective) {
+  const bool rank0 = collective.rank() == 0;
+  absl::StatusOr<v1::JobSpec> spec = LoadSpecFile(o.spec_path, o.overrides);
+  if (!spec.ok()) return Fail(kExitBadSpec, spec.status());
+  absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
+  if (!config.ok()) return Fail(kExitBadSpec, config.status());
+  if (absl::Status s = RequireLocalData(*spec); !s.ok()) return Fail(kExitBadSpec, s);
+  if (rank0) {
+    if (absl::Status s = MakeDir(o.out_dir, "--out"); !s.ok()) return Fail(kExitBadSpec, s);
+  }
+  if (!o.checkpoint_dir.empty()) {
+    if (absl::Status s = MakeDir(o.checkpoint_dir, "--checkpoint_dir"); !s.ok()) {
+      return Fail(kExitBadSpec, s);
+    }
+  }
+  absl::StatusOr<std::unique_ptr<TrainingJob>> job =
+      TrainingJob::Prepare(*config, PrepareOptions{nullptr, &collective});
+  if (!job.ok()) return Fail(FailCode(job.status()), job.status());
+  if (collective.size() > 1 && rank0) {
+    std::fprintf(stderr,
+                 "cajal: data-parallel over %d ranks (%s), %d thread(s) each, global batch %lld\n",
+                 collective.size(), collective.name().c_str(), (*job)->threads(),
+                 static_cast<long long>(config->batch_size * collective.size()));
+  }
+
+  std::unique_ptr<TermSignal> term;
+  std::unique_ptr<Checkpointer> checkpointer;
+  if (!o.checkpoint_dir.empty()) {
+    term = std::make_unique<TermSignal>();
+    checkpointer = std::make_unique<Checkpointer>(
+        job->get(), o.checkpoint_dir + "/checkpoint.cajal", SpecToJson(*spec));
+    absl::StatusOr<bool> resumed = checkpointer->Resume();
+    if (!resumed.ok()) return Fail(FailCode(resumed.status()), resumed.status());
+    if (*resumed && rank0) {
+      std::fprintf(stderr, "cajal: resuming from %s at epoch %d, step %lld\n",
+                   checkpointer->path().c_str(), (*job)->state().epoch + 1,
+                   static_cast<long long>((*job)->state().step));
+    }
+  }
+
+  PrintingObserver printer(*config, (*job)->train_data().classification(), o.timestamps);
+  TrainObserver* top = rank0 ? &printer : nullptr;
+  std::unique_ptr<EventWriter> event_writer;
+  std::unique_ptr<EventFileObserver> event_observer;
+  if (!o.tfevents_dir.empty() && rank0) {
+    absl::StatusOr<std::unique_ptr<EventWriter>> w = EventWriter::Create(o.tfevents_dir);
+    if (!w.ok()) return Fail(kExitBadSpec, w.status());
+    event_writer = *std::move(w);
+    event_observer = std::make_unique<EventFileObserver>(event_writer.get(),
+                                                         (*job)->train_data().classification(),
+                                                         o.tfevents_every_steps, &printer);
+    top = event_observer.get();
+  }
+  CheckpointingObserver observer(checkpointer.get(), spec->training().checkpoint_every_steps(),
+                                 term.get(), top);
+  absl::StatusOr<TrainResult> result = (*job)->Run(&observer);
+  if (!result.ok()) return Fail(kExitFailed, result.status());
+  if (!observer.status.ok()) return Fail(kExitFailed, observer.status);
+  if (event_observer != nullptr && !event_observer->status().ok()) {
+    return Fail(kExitFailed, event_observer->status());
+  }
+  if (result->stop_reason == StopReason::kCancelled) {
+    // Stopped by SIGTERM: the last position is saved; a rerun with the same DIR continues.
+    if (checkpointer != nullptr) {
+      if (absl::Status s = checkpointer->Write(); !s.ok()) return Fail(kExitFailed, s);
+    }
+    if (rank0) {
+      std::fprintf(stderr, "cajal: stopped by SIGTERM at step %lld; checkpoint in %s\n",
+                   static_cast<long long>(result->steps),
+                   checkpointer != nullptr ? checkpointer->path().c_str() : "(none)");
+    }
+    return kExitTerminated;
+  }
+  if (!rank0) return kExitOk;
+  const int code = WriteOutputs(o, *spec, **job, *result, printer);
+  if (code == kExitOk && checkpointer != nullptr) checkpointer->Remove();
+  return code;
+}
+
+}  // namespace
+
+int RunTrain(const TrainOptions& o, Collective* collective) {
+  std::unique_ptr<Collective> single;
+  if (collective == nullptr) {
+    single = SingleProcessCollective();
+    collective = single.get();
+  }
+  const int code = RunTrainOn(o, *collective);
+  // A rank that fails alone would leave the others waiting in a collective: stop them all.
+  if (code != kExitOk && code != kExitTerminated && collective->size() > 1) {
+    collective->Abort(absl::StrCat("failed (exit ", code, "); stopping every rank"), code);
+  }
+  return code;
 }
 
 int RunEvaluate(const EvaluateOptions& o) {
@@ -187,8 +340,8 @@ int RunEvaluate(const EvaluateOptions& o) {
   if (absl::Status s = RequireLocalData(*spec); !s.ok()) return Fail(kExitBadSpec, s);
   // The training run's validation split is kept: the normalization statistics come from the
   // same training examples, so evaluation reproduces what training measured.
-  absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config, CpuBackend());
-  if (!job.ok()) return Fail(kExitBadSpec, job.status());
+  absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config);
+  if (!job.ok()) return Fail(FailCode(job.status()), job.status());
   if (absl::Status s = RestoreJob(*model, /*with_state=*/false, job->get()); !s.ok()) {
     return Fail(kExitBadSpec, s);
   }

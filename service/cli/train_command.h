@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/collective/collective.h"
 #include "service/cli/kfp_output.h"
 
 namespace cajal {
@@ -18,10 +19,15 @@ struct TrainOptions {
   std::string tfevents_dir;  // non-empty: also write a TensorBoard event file there
   int64_t tfevents_every_steps = 0;  // > 0: also record `step_loss` every that many steps
   KfpOutputOptions kfp;  // Kubeflow Pipelines outputs (--kfp-output-metadata, --model-out, ...)
+  // Non-empty: checkpoint into DIR/checkpoint.cajal every training.checkpoint_every_steps, at
+  // each epoch's end and on SIGTERM, and resume from it when it exists (docs/cli.md).
+  std::string checkpoint_dir;
 };
 
-// Exit codes: 0 success, 1 training failure, 2 bad spec or arguments (message on stderr).
-int RunTrain(const TrainOptions& options);
+// Exit codes: 0 success, 1 training failure, 2 bad spec or arguments (message on stderr), 143
+// stopped by SIGTERM after writing a checkpoint. `collective`: the ranks of a data-parallel
+// run (null: one process); rank 0 alone prints and writes outputs.
+int RunTrain(const TrainOptions& options, Collective* collective = nullptr);
 
 struct EvaluateOptions {
   std::string model_path;

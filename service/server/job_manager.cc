@@ -191,7 +191,9 @@ class JobManager::Observer : public TrainObserver {
   void Checkpoint() {
     if (!status.ok()) return;
     const absl::Time start = absl::Now();
-    absl::Status s = WriteModelFile(manager_->CheckpointPath(id_), SnapshotJob(*job_, spec_json_));
+    absl::StatusOr<ModelFile> snapshot = SnapshotJob(*job_, spec_json_);
+    absl::Status s = snapshot.ok() ? WriteModelFile(manager_->CheckpointPath(id_), *snapshot)
+                                   : snapshot.status();
     ServerMetrics().CheckpointWritten(absl::ToDoubleSeconds(absl::Now() - start), s.ok());
     if (!s.ok()) {
       status = absl::Status(s.code(), absl::StrCat("cannot write a checkpoint: ", s.message()));
@@ -390,7 +392,16 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
                                                    " bytes is larger than the limit of ",
                                                    kMaxSpecBytes));
   }
-  RETURN_IF_ERROR(ToJobConfig(request.spec()).status());
+  ASSIGN_OR_RETURN(const JobConfig config, ToJobConfig(request.spec()));
+  // A job for a device this server lacks could only fail.
+  if (config.device == DeviceChoice::kGpu && VisibleGpuCount() == 0) {
+    return absl::FailedPreconditionError(
+        HasCudaBackend()
+            ? "training.device: gpu, but this server has no visible GPU; submit it to a server "
+              "on a GPU node, or use device: cpu or auto"
+            : "training.device: gpu, but this server was built without the CUDA backend; use "
+              "device: cpu or auto");
+  }
   // Data files: beneath the data roots, or uploaded data sets that exist.
   RETURN_IF_ERROR(options_.data->Check(request.spec()));
 
@@ -660,7 +671,7 @@ void JobManager::RunJob(const std::string& id) {
   if (!data_files.ok()) return fail(data_files.status());
   config->threads =
       config->threads > 0 ? std::min(config->threads, threads_per_job_) : threads_per_job_;
-  absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config, CpuBackend());
+  absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config);
   if (!job.ok()) return fail(job.status());
   std::error_code ec;
   std::filesystem::create_directories(JobDir(id), ec);
@@ -699,13 +710,15 @@ void JobManager::RunJob(const std::string& id) {
     return;
   }
   if (!result.ok()) return fail(result.status());
-  if (result->stop_reason == "cancelled") {
+  if (result->stop_reason == StopReason::kCancelled) {
     // The server is shutting down: keep the job RUNNING with a checkpoint of where it stopped;
     // the next server resumes it from there.
     observer.Checkpoint();
     return;
   }
-  if (absl::Status s = WriteModelFile(JobDir(id) + "/model.cajal", SnapshotJob(**job, spec_json));
+  absl::StatusOr<ModelFile> model = SnapshotJob(**job, spec_json);
+  if (absl::Status s =
+          model.ok() ? WriteModelFile(JobDir(id) + "/model.cajal", *model) : model.status();
       !s.ok()) {
     return fail(absl::Status(s.code(), absl::StrCat("cannot save the model: ", s.message())));
   }

@@ -437,9 +437,6 @@ absl::Status ValidateSpec(const JobSpec& spec) {
       IntIn("training.checkpoint_every_steps", t.checkpoint_every_steps(), 0, int64_t{1} << 40));
   RETURN_IF_ERROR(IntIn("training.threads", t.threads(), 0, 1024));
   RETURN_IF_ERROR(IntIn("training.log_every_steps", t.log_every_steps(), 0, int64_t{1} << 40));
-  if (t.device() == v1::DEVICE_GPU) {
-    return Bad("training.device", "gpu was asked for, but this build has no GPU backend");
-  }
   if (spec.labels_size() > 64) return Bad("labels", "at most 64 labels");
   for (const auto& [k, v] : spec.labels()) {
     if (k.empty() || k.size() > 63)
@@ -613,6 +610,17 @@ absl::StatusOr<JobConfig> ToJobConfig(const JobSpec& spec) {
   c.min_delta = t.early_stopping().min_delta();
   c.threads = t.threads();
   c.log_every_steps = t.log_every_steps();
+  switch (t.device()) {
+    case v1::DEVICE_CPU:
+      c.device = DeviceChoice::kCpu;
+      break;
+    case v1::DEVICE_GPU:
+      c.device = DeviceChoice::kGpu;
+      break;
+    default:
+      c.device = DeviceChoice::kAuto;
+  }
+  c.sync_batch_norm = t.sync_batch_norm();
   return c;
 }
 

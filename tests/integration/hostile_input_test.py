@@ -182,7 +182,6 @@ def main():
         ('preset and layers', preset_and_layers, 'model: set either preset or layers, not both'),
         ('unknown builtin', set_attr('data.train.builtin', 'imagenet'), 'unknown data set "imagenet"'),
         ('no training data', lambda s: s.data.ClearField('train'), 'data.train: required'),
-        ('gpu device', set_attr('training.device', job_spec_pb2.DEVICE_GPU), 'no GPU backend'),
         ('label key too long', lambda s: s.labels.__setitem__('k' * 64, 'v'), 'must have 1 to 63 characters'),
         ('spec over 1 MiB', set_attr('data.train.builtin', 'x' * (1 << 20)), 'bytes is larger than the limit of 1048576'),
     ]
@@ -196,6 +195,9 @@ def main():
     expect('missing csv file in a root', submit(lambda s: s.data.train.csv.__setattr__('path', 'no-such.csv')),
            C.NOT_FOUND, 'data.train.csv.path: no such file under the data roots: no-such.csv')
     expect('no spec', lambda: stub.SubmitJob(pb.SubmitJobRequest(), timeout=30), C.INVALID_ARGUMENT, 'spec: required')
+    # A server without a GPU refuses a job that asks for one (this machine has none).
+    expect('gpu device', submit(set_attr('training.device', job_spec_pb2.DEVICE_GPU)), C.FAILED_PRECONDITION,
+           'training.device: gpu, but this server')
     expect('request_id of 129 characters', submit(lambda s: None, request_id='r' * 129), C.INVALID_ARGUMENT,
            'request_id: at most 128 characters, got 129')
     stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=2), request_id='hostile-1'), timeout=30)

@@ -26,9 +26,10 @@ TEST(AlexnetTest, TrainsAStepAt227) {
   absl::StatusOr<std::vector<LayerSpec>> layers = PresetLayers(Preset::kAlexnet, input, kClasses);
   ASSERT_TRUE(layers.ok()) << layers.status();
   absl::StatusOr<std::unique_ptr<Network>> net =
-      Network::Create(*layers, input, CpuBackend(), /*seed=*/1);
+      Network::Create(*layers, input, CpuBackend(), {/*seed=*/1});
   ASSERT_TRUE(net.ok()) << net.status();
-  InitializeParams(InitConfig{InitKind::kHeUniform}, /*seed=*/1, &(*net)->params());
+  ASSERT_TRUE(
+      InitializeParams(InitConfig{InitKind::kHeUniform}, /*seed=*/1, &(*net)->params()).ok());
   absl::StatusOr<Plan*> plan = (*net)->GetPlan(kBatch, Mode::kTrain);
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::mt19937 rng(1);

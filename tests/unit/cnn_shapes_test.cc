@@ -215,7 +215,7 @@ TEST(DropoutTest, MaskRateScalingAndEvaluationIdentity) {
   constexpr int64_t kBatch = 100, kFeatures = 1000;
   constexpr float kRate = 0.3f;
   absl::StatusOr<std::unique_ptr<Network>> net = Network::Create(
-      {ActivationSpec{Activation::kLinear}, DropoutSpec{kRate}}, {kFeatures}, CpuBackend(), 5);
+      {ActivationSpec{Activation::kLinear}, DropoutSpec{kRate}}, {kFeatures}, CpuBackend(), {5});
   ASSERT_TRUE(net.ok()) << net.status();
   absl::StatusOr<Plan*> train = (*net)->GetPlan(kBatch, Mode::kTrain);
   ASSERT_TRUE(train.ok());
@@ -309,7 +309,9 @@ TEST(BatchNormBuffersTest, ModelFileCarriesTheRunningStatistics) {
   std::string dir = ::testing::TempDir() + "/cajal_bn_XXXXXX";
   ASSERT_NE(::mkdtemp(dir.data()), nullptr);
   const std::string path = dir + "/model.cajal";
-  ASSERT_TRUE(WriteModelFile(path, SnapshotJob(**job, "{}")).ok());
+  absl::StatusOr<ModelFile> snapshot = SnapshotJob(**job, "{}");
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  ASSERT_TRUE(WriteModelFile(path, *snapshot).ok());
   absl::StatusOr<ModelFile> file = ReadModelFile(path);
   ASSERT_TRUE(file.ok()) << file.status();
   bool saved = false;

@@ -94,7 +94,7 @@ class GradCheck {
     omp_set_num_threads(1);
     layers.insert(layers.begin(), ActivationSpec{Activation::kLinear});
     absl::StatusOr<std::unique_ptr<Network>> net =
-        Network::Create(std::move(layers), std::move(input), CpuBackend(), options.seed);
+        Network::Create(std::move(layers), std::move(input), CpuBackend(), {options.seed});
     EXPECT_TRUE(net.ok()) << net.status();
     if (!net.ok()) return;
     net_ = *std::move(net);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backend/backend.h"
 #include "core/tensor/tensor.h"
 #include "gtest/gtest.h"
 
@@ -34,7 +35,7 @@ struct Store {
     slope = params.Declare({"layers.1.activation.slope", {7}, 1, 1, ParamRole::kPreluSlope});
     scale = params.Declare({"layers.2.batch_norm.scale", {3}, 1, 1, ParamRole::kScale});
     shift = params.Declare({"layers.2.batch_norm.shift", {3}, 1, 1, ParamRole::kShift});
-    params.Allocate();
+    EXPECT_TRUE(params.Allocate(CpuBackend()).ok());
   }
   std::vector<float> Values(int i) const {
     return std::vector<float>(params.value(i), params.value(i) + params.count(i));

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/backend/onednn/kernels.h"
 #include "core/layers/layers.h"
 #include "core/tensor/tensor.h"
@@ -87,11 +88,15 @@ std::unique_ptr<Bound> Make(const Case& c, bool own) {
   const int64_t features = c.input.size() == 3 ? c.input[0] * c.input[2] : c.input[1];
   for (int l = 0; l < c.layers; ++l) {
     const int64_t in = l == 0 ? features : h;
-    std::vector<int64_t> counts = {4 * h * in, 4 * h * h, 4 * h, 4 * h};
-    if (c.peephole) counts.push_back(3 * h);
-    for (int64_t count : counts) {
-      b->args.params.push_back(b->Fill(count, &rng, 0.5f));
-      b->args.grads.push_back(b->Fill(count, &rng, 1.0f));  // garbage: Backward must overwrite
+    std::vector<std::pair<std::string, int64_t>> params = {{"weight_ih", 4 * h * in},
+                                                           {"weight_hh", 4 * h * h},
+                                                           {"bias_ih", 4 * h},
+                                                           {"bias_hh", 4 * h}};
+    if (c.peephole) params.push_back({"weight_peephole", 3 * h});
+    for (const auto& [name, count] : params) {
+      float* value = b->Fill(count, &rng, 0.5f);
+      float* grad = b->Fill(count, &rng, 1.0f);  // garbage: Backward must overwrite
+      b->args.params.push_back({absl::StrCat(name, "_l", l), value, grad});
     }
   }
   absl::StatusOr<std::unique_ptr<Kernel>> k =
@@ -104,7 +109,7 @@ std::unique_ptr<Bound> Make(const Case& c, bool own) {
 // Every output of a forward + backward: dst, diff_src, then each gradient.
 std::vector<std::vector<float>> Outputs(const Bound& b) {
   std::vector<std::vector<float>> out = {b.Buffer(b.args.dst), b.Buffer(b.args.diff_src)};
-  for (const float* g : b.args.grads) out.push_back(b.Buffer(g));
+  for (const ParamBinding& p : b.args.params) out.push_back(b.Buffer(p.grad));
   return out;
 }
 

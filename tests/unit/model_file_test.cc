@@ -20,6 +20,13 @@
 namespace cajal {
 namespace {
 
+// The job's snapshot; a failure to take it fails the test.
+ModelFile Snapshot(TrainingJob& job, const std::string& spec_json) {
+  absl::StatusOr<ModelFile> f = SnapshotJob(job, spec_json);
+  EXPECT_TRUE(f.ok()) << f.status();
+  return f.ok() ? *std::move(f) : ModelFile();
+}
+
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
@@ -99,7 +106,7 @@ class ModelFileTest : public ::testing::Test {
     absl::StatusOr<TrainResult> r = job_->Run(nullptr);
     ASSERT_TRUE(r.ok()) << r.status();
     ASSERT_EQ(r->steps, 2);
-    snapshot_ = SnapshotJob(*job_, SpecToJson(spec_));
+    snapshot_ = Snapshot(*job_, SpecToJson(spec_));
     snapshot_.extra = R"({"note": "test"})";
     path_ = dir_ + "/model.cajal";
     ASSERT_TRUE(WriteModelFile(path_, snapshot_).ok());
@@ -221,9 +228,9 @@ TEST_F(ModelFileTest, ResumeWithStateContinuesExactly) {
   ASSERT_NE(a, nullptr);
   absl::StatusOr<TrainResult> r = a->Run(&stop_at_2);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->stop_reason, "cancelled");
+  EXPECT_EQ(r->stop_reason, StopReason::kCancelled);
   const std::string path = dir_ + "/checkpoint.cajal";
-  ASSERT_TRUE(WriteModelFile(path, SnapshotJob(*a, SpecToJson(spec))).ok());
+  ASSERT_TRUE(WriteModelFile(path, Snapshot(*a, SpecToJson(spec))).ok());
 
   // Another initialization (same seed, so the same data order): only a restore makes b match.
   std::unique_ptr<TrainingJob> b =
@@ -242,8 +249,8 @@ TEST_F(ModelFileTest, ResumeWithStateContinuesExactly) {
   EXPECT_EQ(rb->steps, 6);
   ASSERT_EQ(ra->epochs.size(), rb->epochs.size());
   for (size_t i = 0; i < ra->epochs.size(); ++i) EXPECT_EQ(ra->epochs[i].loss, rb->epochs[i].loss);
-  ExpectSameTensors(SnapshotJob(*a, "").params, SnapshotJob(*b, "").params);
-  ExpectSameTensors(SnapshotJob(*a, "").optimizer_state, SnapshotJob(*b, "").optimizer_state);
+  ExpectSameTensors(Snapshot(*a, "").params, Snapshot(*b, "").params);
+  ExpectSameTensors(Snapshot(*a, "").optimizer_state, Snapshot(*b, "").optimizer_state);
 }
 
 TEST_F(ModelFileTest, TruncatedFilesAreRefused) {

@@ -40,7 +40,7 @@ std::unique_ptr<TrainingJob> Train(const JobConfig& config) {
   absl::StatusOr<TrainResult> result = (*job)->Run(/*observer=*/nullptr);
   EXPECT_TRUE(result.ok()) << result.status();
   if (!result.ok()) return nullptr;
-  EXPECT_EQ(result->stop_reason, "completed");
+  EXPECT_EQ(result->stop_reason, StopReason::kCompleted);
   EXPECT_EQ(result->steps, 4 / config.batch_size * config.epochs);
   return *std::move(job);
 }

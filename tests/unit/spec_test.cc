@@ -495,8 +495,6 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpecCase{"BadTestShape",
                     Spec({{"data", "{train: {builtin: xor}, test: {builtin: xor, shape: [0]}}"}}),
                     kInvalid, "data.test.shape.0: must be > 0, got 0"},
-        BadSpecCase{"DeviceGpu", Spec({{"training", "{epochs: 1, batch_size: 4, device: gpu}"}}),
-                    kInvalid, "training.device: gpu was asked for, but this build has no GPU"},
         BadSpecCase{"LabelKeyTooLong", Spec({{"labels", "{" + std::string(64, 'k') + ": v}"}}),
                     kInvalid, "labels: key \"" + std::string(64, 'k') + "\" must have 1 to 63"},
         BadSpecCase{"LabelValueTooLong", Spec({{"labels", "{team: " + std::string(64, 'v') + "}"}}),

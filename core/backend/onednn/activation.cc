@@ -54,7 +54,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeEltwise(const ActivationSpec& spec,
                                                     const KernelArgs& args) {
   const memory::desc md = PlainDesc(BatchDims(args.batch, args.input));
   const EltwiseAlg e = EltwiseFor(spec);
-  auto kernel = std::make_unique<PrimitiveKernel>();
+  auto kernel = std::make_unique<PrimitiveKernel>("activation");
   try {
     const dnnl::eltwise_forward::primitive_desc fwd_pd(
         dnnl::eltwise_forward::desc(ForwardProp(args.mode), e.alg, md, e.alpha, e.beta), Engine());
@@ -79,7 +79,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeSoftmax(const KernelArgs& args) {
   const memory::dims dims = BatchDims(args.batch, args.input);
   const memory::desc md = PlainDesc(dims);
   const int axis = static_cast<int>(dims.size()) - 1;
-  auto kernel = std::make_unique<PrimitiveKernel>();
+  auto kernel = std::make_unique<PrimitiveKernel>("softmax");
   try {
     const dnnl::softmax_v2_forward::primitive_desc fwd_pd(
         dnnl::softmax_v2_forward::desc(ForwardProp(args.mode), algorithm::softmax_accurate, md, md,
@@ -115,12 +115,12 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakePrelu(const KernelArgs& args) {
     wdims[1] = dims[1];
   }
   const memory::desc w_md = PlainDesc(wdims);
-  auto kernel = std::make_unique<PrimitiveKernel>();
+  auto kernel = std::make_unique<PrimitiveKernel>("prelu");
   try {
     const dnnl::prelu_forward::primitive_desc fwd_pd(
         dnnl::prelu_forward::desc(ForwardProp(args.mode), md, w_md), Engine());
     const memory src = Wrap(md, args.src);
-    const memory w = Wrap(w_md, args.params[0]);
+    const memory w = Wrap(w_md, args.value("slope"));
     kernel->forward.push_back(
         {dnnl::prelu_forward(fwd_pd),
          {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, Wrap(md, args.dst)}}});
@@ -132,7 +132,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakePrelu(const KernelArgs& args) {
                                  {DNNL_ARG_WEIGHTS, w},
                                  {DNNL_ARG_DIFF_DST, Wrap(md, args.diff_dst)},
                                  {DNNL_ARG_DIFF_SRC, DiffSrc(md, args, kernel.get())},
-                                 {DNNL_ARG_DIFF_WEIGHTS, Wrap(w_md, args.grads[0])}}});
+                                 {DNNL_ARG_DIFF_WEIGHTS, Wrap(w_md, args.grad("slope"))}}});
   } catch (const dnnl::error& e) {
     return FromDnnlError(e, "prelu");
   }

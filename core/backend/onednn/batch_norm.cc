@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/backend/onednn/kernels.h"
 #include "core/backend/onednn/onednn_util.h"
+#include "core/util/status_macros.h"
 
 namespace cajal::onednn {
 namespace {
@@ -27,17 +28,18 @@ class BatchNormKernel : public PrimitiveKernel {
       : momentum_(momentum),
         unbias_(per_channel > 1 ? static_cast<float>(per_channel) / (per_channel - 1) : 1.0f),
         channels_(args.input[0]),
-        running_mean_(args.params[2]),
-        running_var_(args.params[3]) {}
+        running_mean_(args.value("running_mean")),
+        running_var_(args.value("running_var")) {}
 
-  void Forward(int64_t step) override {
-    PrimitiveKernel::Forward(step);
-    if (batch_mean_ == nullptr) return;  // evaluation
+  absl::Status Forward(int64_t step) override {
+    RETURN_IF_ERROR(PrimitiveKernel::Forward(step));
+    if (batch_mean_ == nullptr) return absl::OkStatus();  // evaluation
     const float m = momentum_;
     for (int64_t c = 0; c < channels_; ++c) {
       running_mean_[c] = m * running_mean_[c] + (1 - m) * batch_mean_[c];
       running_var_[c] = m * running_var_[c] + (1 - m) * batch_var_[c] * unbias_;
     }
+    return absl::OkStatus();
   }
 
   // The batch statistics the forward primitive writes (training only).
@@ -79,8 +81,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeBatchNorm(const BatchNormSpec& spec,
             spec.epsilon, train ? affine : affine | flags::use_global_stats),
         Engine());
     const memory src = Wrap(md, args.src);
-    const memory scale = Wrap(stat_md, args.params[0]);
-    const memory shift = Wrap(stat_md, args.params[1]);
+    const memory scale = Wrap(stat_md, args.value("scale"));
+    const memory shift = Wrap(stat_md, args.value("shift"));
     memory mean, var;
     if (train) {
       mean = memory(fwd_pd.mean_desc(), Engine());
@@ -90,8 +92,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeBatchNorm(const BatchNormSpec& spec,
       kernel->set_batch_stats(static_cast<float*>(mean.get_data_handle()),
                               static_cast<float*>(var.get_data_handle()));
     } else {
-      mean = Wrap(stat_md, args.params[2]);
-      var = Wrap(stat_md, args.params[3]);
+      mean = Wrap(stat_md, args.value("running_mean"));
+      var = Wrap(stat_md, args.value("running_var"));
     }
     kernel->forward.push_back({dnnl::batch_normalization_forward(fwd_pd),
                                {{DNNL_ARG_SRC, src},
@@ -122,8 +124,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeBatchNorm(const BatchNormSpec& spec,
                                  {DNNL_ARG_SCALE, scale},
                                  {DNNL_ARG_SHIFT, shift},
                                  {DNNL_ARG_DIFF_SRC, diff_src},
-                                 {DNNL_ARG_DIFF_SCALE, Wrap(stat_md, args.grads[0])},
-                                 {DNNL_ARG_DIFF_SHIFT, Wrap(stat_md, args.grads[1])}}});
+                                 {DNNL_ARG_DIFF_SCALE, Wrap(stat_md, args.grad("scale"))},
+                                 {DNNL_ARG_DIFF_SHIFT, Wrap(stat_md, args.grad("shift"))}}});
   } catch (const dnnl::error& e) {
     return FromDnnlError(e, "batch_norm");
   }

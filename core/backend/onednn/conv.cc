@@ -57,12 +57,12 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeConv2d(const Conv2dSpec& spec, const
   const bool bias = spec.use_bias;
   const memory::desc b_md = bias ? PlainDesc({oc}) : memory::desc();
   const auto direct = dnnl::algorithm::convolution_direct;
-  auto kernel = std::make_unique<PrimitiveKernel>();
+  auto kernel = std::make_unique<PrimitiveKernel>("conv2d");
   PrimitiveKernel* kp = kernel.get();
   try {
     const memory user_src = Wrap(PlainDesc(src_dims), args.src);
     const memory user_dst = Wrap(PlainDesc(dst_dims), args.dst);
-    const memory user_w = Wrap(PlainDesc(w_dims), args.params[0]);
+    const memory user_w = Wrap(PlainDesc(w_dims), args.value("weight"));
     const dnnl::prop_kind prop = args.mode == Mode::kTrain ? dnnl::prop_kind::forward_training
                                                            : dnnl::prop_kind::forward_inference;
     // {N, IC, H, W} -> {N, OC, OH, OW}
@@ -77,7 +77,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeConv2d(const Conv2dSpec& spec, const
     ReorderIfStaged(user_w, w, &kp->forward);
     Step fwd{dnnl::convolution_forward(fwd_pd),
              {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst}}};
-    if (bias) fwd.args[DNNL_ARG_BIAS] = Wrap(b_md, args.params[1]);
+    if (bias) fwd.args[DNNL_ARG_BIAS] = Wrap(b_md, args.value("bias"));
     kp->forward.push_back(std::move(fwd));
     ReorderIfStaged(dst, user_dst, &kp->forward);
     if (args.mode == Mode::kEval) return kernel;
@@ -100,14 +100,14 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeConv2d(const Conv2dSpec& spec, const
     memory bwd_src =
         bwd_w_pd.src_desc() == src.get_desc() ? src : Staged(user_src, bwd_w_pd.src_desc(), kp);
     const memory diff_dst = Staged(user_diff_dst, bwd_w_pd.diff_dst_desc(), kp);
-    const memory user_diff_w = Wrap(PlainDesc(w_dims), args.grads[0]);
+    const memory user_diff_w = Wrap(PlainDesc(w_dims), args.grad("weight"));
     const memory diff_w = Staged(user_diff_w, bwd_w_pd.diff_weights_desc(), kp);
     if (bwd_src.get() != src.get()) ReorderIfStaged(user_src, bwd_src, &kp->backward);
     ReorderIfStaged(user_diff_dst, diff_dst, &kp->backward);
     Step bwd_w{
         dnnl::convolution_backward_weights(bwd_w_pd),
         {{DNNL_ARG_SRC, bwd_src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_w}}};
-    if (bias) bwd_w.args[DNNL_ARG_DIFF_BIAS] = Wrap(b_md, args.grads[1]);
+    if (bias) bwd_w.args[DNNL_ARG_DIFF_BIAS] = Wrap(b_md, args.grad("bias"));
     kp->backward.push_back(std::move(bwd_w));
     ReorderIfStaged(diff_w, user_diff_w, &kp->backward);
 

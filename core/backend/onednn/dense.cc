@@ -22,7 +22,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeDense(const DenseSpec& spec, const K
   const memory::desc w_md = PlainDesc({out, in});
   const memory::desc b_md = PlainDesc({out});
   const bool bias = spec.use_bias;
-  auto kernel = std::make_unique<PrimitiveKernel>();
+  auto kernel = std::make_unique<PrimitiveKernel>("dense");
   const dnnl::prop_kind prop = args.mode == Mode::kTrain ? dnnl::prop_kind::forward_training
                                                          : dnnl::prop_kind::forward_inference;
   try {
@@ -31,10 +31,10 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeDense(const DenseSpec& spec, const K
     const ip::inner_product_forward::primitive_desc fwd_pd(fwd_desc, Engine());
     const memory src = Wrap(src_md, args.src);
     const memory dst = Wrap(dst_md, args.dst);
-    const memory w = Wrap(w_md, args.params[0]);
+    const memory w = Wrap(w_md, args.value("weight"));
     Step fwd{ip::inner_product_forward(fwd_pd),
              {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst}}};
-    if (bias) fwd.args[DNNL_ARG_BIAS] = Wrap(b_md, args.params[1]);
+    if (bias) fwd.args[DNNL_ARG_BIAS] = Wrap(b_md, args.value("bias"));
     kernel->forward.push_back(std::move(fwd));
     if (args.mode == Mode::kEval) return kernel;
 
@@ -47,8 +47,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeDense(const DenseSpec& spec, const K
     Step bwd_w{ip::inner_product_backward_weights(bwd_w_pd),
                {{DNNL_ARG_SRC, src},
                 {DNNL_ARG_DIFF_DST, diff_dst},
-                {DNNL_ARG_DIFF_WEIGHTS, Wrap(w_md, args.grads[0])}}};
-    if (bias) bwd_w.args[DNNL_ARG_DIFF_BIAS] = Wrap(b_md, args.grads[1]);
+                {DNNL_ARG_DIFF_WEIGHTS, Wrap(w_md, args.grad("weight"))}}};
+    if (bias) bwd_w.args[DNNL_ARG_DIFF_BIAS] = Wrap(b_md, args.grad("bias"));
     kernel->backward.push_back(std::move(bwd_w));
 
     if (args.diff_src != nullptr) {

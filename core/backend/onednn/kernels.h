@@ -35,6 +35,9 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeRecurrentPrimitives(const RecurrentS
 bool LstmRuns(const RecurrentSpec& spec);
 absl::StatusOr<std::unique_ptr<Kernel>> MakeLstm(const RecurrentSpec& spec, const KernelArgs& args);
 
+// What the kernel for `layer` allocates of its own (Backend::KernelBytes); kernel_bytes.cc.
+int64_t KernelBytes(const LayerSpec& layer, const KernelArgs& args);
+
 }  // namespace cajal::onednn
 
 #endif  // CAJAL_CORE_BACKEND_ONEDNN_KERNELS_H_

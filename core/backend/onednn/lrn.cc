@@ -21,7 +21,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeLrn(const LrnSpec& spec, const Kerne
   const auto alg = dnnl::algorithm::lrn_across_channels;
   const float alpha = spec.alpha * static_cast<float>(spec.size);  // oneDNN divides by size
   const bool train = args.mode == Mode::kTrain;
-  auto kernel = std::make_unique<PrimitiveKernel>();
+  auto kernel = std::make_unique<PrimitiveKernel>("lrn");
   try {
     const dnnl::lrn_forward::primitive_desc fwd_pd(
         dnnl::lrn_forward::desc(

@@ -33,7 +33,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/backend/onednn/kernels.h"
+#include "core/util/status_macros.h"
 #include "oneapi/dnnl/dnnl.h"
 
 namespace cajal::onednn {
@@ -392,18 +394,17 @@ class LstmKernel : public Kernel {
     const auto matrix = [&](int64_t height) {
       return AlignedBuffer(static_cast<size_t>(height * ld_));
     };
-    const size_t per_layer = spec.peephole ? 5 : 4;
     layers_.resize(static_cast<size_t>(spec.layers));
     for (size_t l = 0; l < layers_.size(); ++l) {
       Layer& L = layers_[l];
       L.in = l == 0 ? features_ : H;
       L.d = L.in + H + 1;
-      const size_t base = l * per_layer;
-      L.w_ih = args.params[base];
-      L.w_hh = args.params[base + 1];
-      L.b_ih = args.params[base + 2];
-      L.b_hh = args.params[base + 3];
-      L.peep = spec.peephole ? args.params[base + 4] : nullptr;
+      const std::string s = absl::StrCat("_l", l);
+      L.w_ih = args.value("weight_ih" + s);
+      L.w_hh = args.value("weight_hh" + s);
+      L.b_ih = args.value("bias_ih" + s);
+      L.b_hh = args.value("bias_hh" + s);
+      L.peep = spec.peephole ? args.value("weight_peephole" + s) : nullptr;
       L.w_packed = AlignedBuffer(static_cast<size_t>(Panels(G) * kPanel * L.d));
       L.xh = matrix(L.d);
       std::fill(L.xh.data() + (L.in + H) * ld_, L.xh.data() + (L.in + H) * ld_ + rows, 1.0f);
@@ -412,11 +413,11 @@ class LstmKernel : public Kernel {
       L.h = matrix(H);
       L.keep_h = l + 1 < static_cast<size_t>(spec.layers) || return_sequences_;
       if (!train_) continue;
-      L.dw_ih = args.grads[base];
-      L.dw_hh = args.grads[base + 1];
-      L.db_ih = args.grads[base + 2];
-      L.db_hh = args.grads[base + 3];
-      L.dpeep = spec.peephole ? args.grads[base + 4] : nullptr;
+      L.dw_ih = args.grad("weight_ih" + s);
+      L.dw_hh = args.grad("weight_hh" + s);
+      L.db_ih = args.grad("bias_ih" + s);
+      L.db_hh = args.grad("bias_hh" + s);
+      L.dpeep = spec.peephole ? args.grad("weight_peephole" + s) : nullptr;
       L.w_hh_t_packed = AlignedBuffer(static_cast<size_t>(Panels(H) * kPanel * G));
       L.dw = AlignedBuffer(static_cast<size_t>(G * L.d));
       L.dh_rec = AlignedBuffer(static_cast<size_t>(n_ * H));
@@ -435,7 +436,7 @@ class LstmKernel : public Kernel {
     layers_.back().dh_every_step = return_sequences_;
   }
 
-  void Forward(int64_t /*step*/) override {
+  absl::Status Forward(int64_t /*step*/) override {
     // The blocks are fixed here for the step; Backward uses the same.
     blocks_ = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), n_));
     for (size_t l = 0; l < layers_.size(); ++l) ForwardLayer(l);
@@ -450,12 +451,13 @@ class LstmKernel : public Kernel {
         for (int64_t j = 0; j < H; ++j) out[j] = top.h.data()[j * ld_ + col];
       }
     }
+    return absl::OkStatus();
   }
 
-  void Backward() override {
+  absl::Status Backward() override {
     // Backward turns the gate activations into their gradients; a second Backward after one
     // Forward (which the Kernel interface allows) first runs that Forward again.
-    if (!forward_state_) Forward(0);
+    if (!forward_state_) RETURN_IF_ERROR(Forward(0));
     forward_state_ = false;
     // The top layer's dh from diff_dst: every step, or the last.
     const int64_t H = units_;
@@ -478,6 +480,7 @@ class LstmKernel : public Kernel {
         }
       }
     }
+    return absl::OkStatus();
   }
 
  private:
@@ -630,9 +633,13 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeLstm(const RecurrentSpec& spec,
   if (!LstmRuns(spec)) {
     return absl::InternalError("lstm kernel: only unidirectional lstm layers run here");
   }
-  const size_t per_layer = spec.peephole ? 5 : 4;
-  if (args.params.size() != per_layer * spec.layers) {
-    return absl::InternalError("lstm layer: parameter count does not match its spec");
+  for (int l = 0; l < spec.layers; ++l) {
+    const std::string s = absl::StrCat("_l", l);
+    for (const char* name : {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}) {
+      if (args.value(name + s) == nullptr) {
+        return absl::InternalError(absl::StrCat("lstm layer: no parameter ", name, s));
+      }
+    }
   }
   if (args.input.size() != 2 && args.input.size() != 3) {
     return absl::InternalError("lstm layer: input is neither (T, F) nor (C, H, W)");

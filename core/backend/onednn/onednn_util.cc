@@ -33,15 +33,20 @@ absl::Status FromDnnlError(const dnnl::error& e, const char* what) {
       absl::StrCat("oneDNN cannot build ", what, ": ", e.what(), " (status ", e.status, ")"));
 }
 
-void PrimitiveKernel::Forward(int64_t /*step*/) {
-  for (Step& s : forward) s.primitive.execute(stream_, s.args);
-  stream_.wait();
+absl::Status Execute(dnnl::stream& stream, std::vector<Step>& steps, const char* what) {
+  try {
+    for (Step& s : steps) s.primitive.execute(stream, s.args);
+    stream.wait();
+  } catch (const dnnl::error& e) {
+    return absl::InternalError(
+        absl::StrCat("oneDNN failed running ", what, ": ", e.what(), " (status ", e.status, ")"));
+  }
+  return absl::OkStatus();
 }
 
-void PrimitiveKernel::Backward() {
-  for (Step& s : backward) s.primitive.execute(stream_, s.args);
-  stream_.wait();
-}
+absl::Status PrimitiveKernel::Forward(int64_t /*step*/) { return Execute(stream_, forward, what_); }
+
+absl::Status PrimitiveKernel::Backward() { return Execute(stream_, backward, what_); }
 
 dnnl::memory AddWorkspace(const dnnl::primitive_desc_base& fwd_pd, bool train,
                           PrimitiveKernel* kernel, Step* fwd) {

@@ -27,6 +27,8 @@ dnnl::memory Wrap(const dnnl::memory::desc& md, const float* data);
 
 // Converts a oneDNN exception into a status naming what was being built.
 absl::Status FromDnnlError(const dnnl::error& e, const char* what);
+// Runs `steps` on `stream` and waits; a oneDNN failure becomes kInternal naming `what`.
+absl::Status Execute(dnnl::stream& stream, std::vector<struct Step>& steps, const char* what);
 
 // One primitive execution with its arguments, fixed at build time.
 struct Step {
@@ -37,9 +39,10 @@ struct Step {
 // A kernel whose forward and backward passes are sequences of oneDNN primitives.
 class PrimitiveKernel : public Kernel {
  public:
-  PrimitiveKernel() : stream_(Engine()) {}
-  void Forward(int64_t step) override;
-  void Backward() override;
+  // `what` names the layer kind in errors ("dense").
+  explicit PrimitiveKernel(const char* what = "layer") : stream_(Engine()), what_(what) {}
+  absl::Status Forward(int64_t step) override;
+  absl::Status Backward() override;
 
   std::vector<Step> forward;
   std::vector<Step> backward;
@@ -48,6 +51,7 @@ class PrimitiveKernel : public Kernel {
 
  private:
   dnnl::stream stream_;
+  const char* what_;
 };
 
 // In training, a forward primitive that keeps a workspace for its backward (max pooling's arg

@@ -50,7 +50,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakePool2d(const Pool2dSpec& spec, const
   const dnnl::algorithm alg =
       spec.max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_include_padding;
   const bool train = args.mode == Mode::kTrain;
-  auto kernel = std::make_unique<PrimitiveKernel>();
+  auto kernel = std::make_unique<PrimitiveKernel>("pooling");
   const auto prop = train ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
   try {
     // {N, C, H, W} -> {N, C, OH, OW}, on the first layout with a jit implementation.

@@ -110,8 +110,8 @@ Op Zero(const memory& m) {
 class RnnKernel : public Kernel {
  public:
   RnnKernel() : stream_(Engine()) {}
-  void Forward(int64_t /*step*/) override { Run(forward); }
-  void Backward() override { Run(backward); }
+  absl::Status Forward(int64_t /*step*/) override { return Run(forward); }
+  absl::Status Backward() override { return Run(backward); }
 
   std::vector<Op> forward;
   std::vector<Op> backward;
@@ -123,9 +123,15 @@ class RnnKernel : public Kernel {
   }
 
  private:
-  void Run(std::vector<Op>& ops) {
-    for (Op& op : ops) op(stream_);
-    stream_.wait();
+  absl::Status Run(std::vector<Op>& ops) {
+    try {
+      for (Op& op : ops) op(stream_);
+      stream_.wait();
+    } catch (const dnnl::error& e) {
+      return absl::InternalError(absl::StrCat("oneDNN failed running a recurrent layer: ", e.what(),
+                                              " (status ", e.status, ")"));
+    }
+    return absl::OkStatus();
   }
   dnnl::stream stream_;
 };
@@ -238,8 +244,14 @@ struct DirectionParams {
   float* peephole;  // null without peepholes
 };
 
-DirectionParams ParamsAt(const std::vector<float*>& p, size_t base, bool peephole) {
-  return {p[base], p[base + 1], p[base + 2], p[base + 3], peephole ? p[base + 4] : nullptr};
+// The values (or gradients) of stacked layer l, direction dir, by their PyTorch names.
+DirectionParams ParamsOf(const KernelArgs& args, int l, int dir, bool peephole, bool grads) {
+  const std::string s = absl::StrCat("_l", l, dir == 1 ? "_reverse" : "");
+  auto get = [&](const char* name) {
+    return grads ? args.grad(absl::StrCat(name, s)) : args.value(absl::StrCat(name, s));
+  };
+  return {get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"),
+          peephole ? get("weight_peephole") : nullptr};
 }
 
 // oneDNN's per-gate bias from PyTorch's two biases, and the peepholes, for every direction:
@@ -353,9 +365,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeRecurrentPrimitives(const RecurrentS
       // Forward: convert the parameters, then run the layer.
       std::vector<DirectionParams> values, grads;
       for (int dir = 0; dir < dirs; ++dir) {
-        const size_t base = (static_cast<size_t>(l) * dirs + dir) * per_direction;
-        values.push_back(ParamsAt(args.params, base, peephole));
-        grads.push_back(ParamsAt(args.grads, base, peephole));
+        values.push_back(ParamsOf(args, l, dir, peephole, /*grads=*/false));
+        grads.push_back(ParamsOf(args, l, dir, peephole, /*grads=*/true));
         AddWeightReorders(cell, wl, values[dir].w_ih, dir, /*to_param=*/false, &fwd_ops);
         AddWeightReorders(cell, wi, values[dir].w_hh, dir, /*to_param=*/false, &fwd_ops);
       }

@@ -1,10 +1,10 @@
 // Layers that need no oneDNN primitive: threshold (TLU), flatten and dropout.
 #include <cstring>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "core/backend/onednn/kernels.h"
 #include "core/backend/onednn/onednn_util.h"
+#include "core/util/counter_rng.h"
 
 namespace cajal::onednn {
 namespace {
@@ -15,15 +15,17 @@ class ThresholdKernel : public Kernel {
  public:
   ThresholdKernel(float threshold, const KernelArgs& args)
       : threshold_(threshold), args_(args), count_(args.batch * NumElements(args.input)) {}
-  void Forward(int64_t) override {
+  absl::Status Forward(int64_t) override {
     const float* src = args_.src;
     float* dst = args_.dst;
     for (int64_t i = 0; i < count_; ++i) dst[i] = src[i] > threshold_ ? 1.0f : 0.0f;
+    return absl::OkStatus();
   }
-  void Backward() override {
+  absl::Status Backward() override {
     if (args_.diff_src != nullptr) {
       std::memcpy(args_.diff_src, args_.diff_dst, count_ * sizeof(float));
     }
+    return absl::OkStatus();
   }
 
  private:
@@ -37,11 +39,15 @@ class CopyKernel : public Kernel {
  public:
   explicit CopyKernel(const KernelArgs& args)
       : args_(args), count_(args.batch * NumElements(args.input)) {}
-  void Forward(int64_t) override { std::memcpy(args_.dst, args_.src, count_ * sizeof(float)); }
-  void Backward() override {
+  absl::Status Forward(int64_t) override {
+    std::memcpy(args_.dst, args_.src, count_ * sizeof(float));
+    return absl::OkStatus();
+  }
+  absl::Status Backward() override {
     if (args_.diff_src != nullptr) {
       std::memcpy(args_.diff_src, args_.diff_dst, count_ * sizeof(float));
     }
+    return absl::OkStatus();
   }
 
  private:
@@ -49,8 +55,9 @@ class CopyKernel : public Kernel {
   int64_t count_;
 };
 
-// Inverted dropout: in training, dst = src · mask / (1 − rate) with mask ~ Bernoulli(1 − rate)
-// drawn from (seed, step), so a step is reproducible; saves the scaled mask for backward.
+// Inverted dropout: in training, dst = src · mask with mask ∈ {0, 1/(1 − rate)} drawn from
+// (seed, layer, step, index) by the counter-based generator (util/counter_rng.h) the CUDA
+// backend draws from too, so a step is reproducible on either; saves the mask for backward.
 class DropoutKernel : public Kernel {
  public:
   DropoutKernel(float rate, const KernelArgs& args)
@@ -58,27 +65,27 @@ class DropoutKernel : public Kernel {
         args_(args),
         count_(args.batch * NumElements(args.input)),
         mask_(args.mode == Mode::kTrain ? count_ : 0) {}
-  void Forward(int64_t step) override {
+  absl::Status Forward(int64_t step) override {
     if (args_.mode == Mode::kEval || rate_ == 0.0f) {
       std::memcpy(args_.dst, args_.src, count_ * sizeof(float));
-      return;
+      return absl::OkStatus();
     }
-    std::mt19937_64 rng(args_.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step));
-    const float keep_scale = 1.0f / (1.0f - rate_);
-    // 53 random bits → uniform in [0, 1); compared against the rate.
+    const uint64_t key =
+        StreamKey(args_.seed, static_cast<uint64_t>(args_.layer), static_cast<uint64_t>(step));
     for (int64_t i = 0; i < count_; ++i) {
-      const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
-      mask_[i] = u < rate_ ? 0.0f : keep_scale;
+      mask_[i] = DropoutScale(key, static_cast<uint64_t>(i), rate_);
       args_.dst[i] = args_.src[i] * mask_[i];
     }
+    return absl::OkStatus();
   }
-  void Backward() override {
-    if (args_.diff_src == nullptr) return;
+  absl::Status Backward() override {
+    if (args_.diff_src == nullptr) return absl::OkStatus();
     if (rate_ == 0.0f) {
       std::memcpy(args_.diff_src, args_.diff_dst, count_ * sizeof(float));
-      return;
+      return absl::OkStatus();
     }
     for (int64_t i = 0; i < count_; ++i) args_.diff_src[i] = args_.diff_dst[i] * mask_[i];
+    return absl::OkStatus();
   }
 
  private:
