@@ -8,9 +8,10 @@ GetJob and health.
 Covers wrong YAML types through `cajal submit --spec` (the CLI's own parser: exit code 2 and
 the field path), negative sizes, NaN/inf, huge shapes (10^9 units, 10^4 layers; 10^7 layers is
 a message over the size limit), unknown enum numbers, empty model, preset+layers, data files
-outside the data roots or missing, unknown builtin, hostile ids (`../`, NUL, length, case), paging fields, request_id length,
-oversize messages (the 4 MiB default and a lowered --max_message_bytes), protobuf garbage on raw
-calls and the watcher limit (--max_watchers_per_job 2).
+outside the data roots or missing, unknown builtin, hostile ids (`../`, NUL, length, case) on
+every method that takes one (DeleteDataset too), paging fields, request_id length, oversize
+messages (the 4 MiB default and a lowered --max_message_bytes), protobuf garbage on raw calls
+and the watcher limit (--max_watchers_per_job 2).
 """
 import os
 import subprocess
