@@ -51,7 +51,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
        libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libdnnl2 ocl-icd-libopencl1 \
        libgomp1 libyaml-cpp0.7 libsqlite3-0 libprometheus-cpp-pull1.0 \
-       libprometheus-cpp-core1.0 zlib1g libssl3 dataset-fashion-mnist \
+       libprometheus-cpp-core1.0 zlib1g libssl3 libonnx1 dataset-fashion-mnist \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 cajal \
     && useradd --system --uid 10001 --gid cajal --home-dir /var/lib/cajal --no-create-home \

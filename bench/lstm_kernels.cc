@@ -100,13 +100,13 @@ int main(int argc, char** argv) {
       return 1;
     }
     for (int i = 0; i < 5; ++i) {
-      (*kernel)->Forward(i);
-      (*kernel)->Backward();
+      (void)(*kernel)->Forward(i);
+      (void)(*kernel)->Backward();
     }
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < repeat; ++i) {
-      (*kernel)->Forward(i);
-      (*kernel)->Backward();
+      (void)(*kernel)->Forward(i);
+      (void)(*kernel)->Backward();
     }
     ms[which] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                     .count() /

@@ -18,10 +18,12 @@ packages=(
   libsqlite3-dev sqlite3 libcli11-dev libyaml-cpp-dev
   libssl-dev  # libcrypto: SHA-256 of uploaded data sets
   libopenmpi-dev openmpi-bin
+  libonnx-dev
   dataset-fashion-mnist
   # Peers and second clients used by tests and benchmarks.
   python3 python3-torch libopenblas0-openmp python3-numpy
   python3-grpcio python3-protobuf python3-crc32c python3-yaml
+  python3-onnx python3-jsonschema
   prometheus
   # Checkers.
   shellcheck yamllint openssl curl procps
@@ -62,5 +64,18 @@ if [ -f "$tools/package-lock.json" ]; then
     (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
   else
     echo "setup: tests/tools/node_modules up to date"
+  fi
+fi
+# ONNX Runtime for the export checks (tests/tools/onnxruntime): onnxruntime-node carries its
+# Linux CPU binaries; --ignore-scripts skips its install script, which downloads extras and
+# fails offline.
+ort="$root/tests/tools/onnxruntime"
+if [ -f "$ort/package-lock.json" ]; then
+  if [ ! -f "$ort/node_modules/.package-lock.json" ] ||
+    [ "$ort/package-lock.json" -nt "$ort/node_modules/.package-lock.json" ]; then
+    echo "setup: npm ci --ignore-scripts in tests/tools/onnxruntime"
+    (cd "$ort" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  else
+    echo "setup: tests/tools/onnxruntime/node_modules up to date"
   fi
 fi

@@ -36,6 +36,14 @@ class Writer {
       out_.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float));
     }
   }
+  void Floats(const std::vector<float>& v) {
+    Pod(static_cast<uint32_t>(v.size()));
+    out_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+  }
+  void Dims(const Shape& shape) {
+    Pod(static_cast<uint32_t>(shape.size()));
+    for (int64_t d : shape) Pod(d);
+  }
   std::string& bytes() { return out_; }
 
  private:
@@ -67,18 +75,8 @@ class Reader {
     for (uint32_t i = 0; i < count; ++i) {
       NamedTensor t;
       RETURN_IF_ERROR(Str(&t.name));
-      uint32_t rank = 0;
-      RETURN_IF_ERROR(Pod(&rank));
-      if (rank > 8) return Corrupt("tensor rank");
-      int64_t elements = 1;
-      for (uint32_t r = 0; r < rank; ++r) {
-        int64_t d = 0;
-        RETURN_IF_ERROR(Pod(&d));
-        if (d <= 0 || d > (int64_t{1} << 32)) return Corrupt("tensor dimension");
-        t.shape.push_back(d);
-        elements *= d;
-        if (elements > (int64_t{1} << 34)) return Corrupt("tensor size");
-      }
+      RETURN_IF_ERROR(Dims(&t.shape));
+      const int64_t elements = NumElements(t.shape);
       const size_t bytes = static_cast<size_t>(elements) * sizeof(float);
       if (static_cast<size_t>(end_ - p_) < bytes) return Truncated();
       t.data.resize(static_cast<size_t>(elements));
@@ -88,14 +86,39 @@ class Reader {
     }
     return absl::OkStatus();
   }
+  // A shape of at most 8 positive dimensions and 2^34 elements.
+  absl::Status Dims(Shape* shape) {
+    uint32_t rank = 0;
+    RETURN_IF_ERROR(Pod(&rank));
+    if (rank > 8) return Corrupt("tensor rank");
+    int64_t elements = 1;
+    for (uint32_t r = 0; r < rank; ++r) {
+      int64_t d = 0;
+      RETURN_IF_ERROR(Pod(&d));
+      if (d <= 0 || d > (int64_t{1} << 32)) return Corrupt("tensor dimension");
+      shape->push_back(d);
+      elements *= d;
+      if (elements > (int64_t{1} << 34)) return Corrupt("tensor size");
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Floats(std::vector<float>* v) {
+    uint32_t n = 0;
+    RETURN_IF_ERROR(Pod(&n));
+    if (static_cast<size_t>(end_ - p_) / sizeof(float) < n) return Truncated();
+    v->resize(n);
+    std::memcpy(v->data(), p_, n * sizeof(float));
+    p_ += n * sizeof(float);
+    return absl::OkStatus();
+  }
   bool done() const { return p_ == end_; }
+  absl::Status Corrupt(const char* what) {
+    return absl::InvalidArgumentError(absl::StrCat(path_, ": model file is corrupt (", what, ")"));
+  }
 
  private:
   absl::Status Truncated() {
     return absl::InvalidArgumentError(absl::StrCat(path_, ": model file is truncated"));
-  }
-  absl::Status Corrupt(const char* what) {
-    return absl::InvalidArgumentError(absl::StrCat(path_, ": model file is corrupt (", what, ")"));
   }
   std::string path_;
   const char* p_;
@@ -112,6 +135,25 @@ absl::Status OsError(const std::string& what, const std::string& path) {
 
 NamedTensor Capture(const std::string& name, const Shape& shape, const float* data) {
   return {name, shape, std::vector<float>(data, data + NumElements(shape))};
+}
+
+absl::Status ReadInfo(Reader* r, ModelInfo* info) {
+  int32_t classes = 0, target_dim = 0;
+  Normalization& norm = info->normalization;
+  RETURN_IF_ERROR(r->Dims(&info->input));
+  RETURN_IF_ERROR(r->Pod(&classes));
+  RETURN_IF_ERROR(r->Pod(&target_dim));
+  RETURN_IF_ERROR(r->Pod(&norm.channel_stride));
+  RETURN_IF_ERROR(r->Floats(&norm.shift));
+  RETURN_IF_ERROR(r->Floats(&norm.scale));
+  if (info->input.empty() || classes < 0 || target_dim < 0 || norm.channel_stride < 1 ||
+      norm.shift.size() != norm.scale.size()) {
+    return r->Corrupt("model info");
+  }
+  info->num_classes = classes;
+  info->target_dim = target_dim;
+  info->present = true;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -138,6 +180,11 @@ absl::StatusOr<ModelFile> SnapshotJob(TrainingJob& job, const std::string& spec_
     }
   }
   f.trainer = job.state();
+  f.info.present = true;
+  f.info.input = job.network().input_shape();
+  f.info.num_classes = job.train_data().num_classes;
+  f.info.target_dim = job.train_data().target_dim;
+  f.info.normalization = job.normalization();
   return f;
 }
 
@@ -238,6 +285,13 @@ absl::Status WriteModelFile(const std::string& path, const ModelFile& f) {
   payload.Pod(static_cast<int32_t>(s.epochs_without_improvement));
   payload.Pod(static_cast<uint8_t>(s.has_best));
   payload.Str(f.extra);
+  const ModelInfo& info = f.info;
+  payload.Dims(info.input);
+  payload.Pod(static_cast<int32_t>(info.num_classes));
+  payload.Pod(static_cast<int32_t>(info.target_dim));
+  payload.Pod(info.normalization.channel_stride);
+  payload.Floats(info.normalization.shift);
+  payload.Floats(info.normalization.scale);
   const std::string& body = payload.bytes();
   Writer file;
   file.bytes().append(kMagic, sizeof(kMagic));
@@ -264,9 +318,9 @@ absl::StatusOr<ModelFile> ReadModelFile(const std::string& path) {
   uint64_t size;
   std::memcpy(&version, bytes.data() + 8, 4);
   std::memcpy(&size, bytes.data() + 12, 8);
-  if (version != kModelFormatVersion) {
+  if (version != 1 && version != kModelFormatVersion) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": model format version ", version,
-                                                   " is not supported (this build reads ",
+                                                   " is not supported (this build reads 1 to ",
                                                    kModelFormatVersion, ")"));
   }
   if (bytes.size() - kHeader - sizeof(uint32_t) != size) {
@@ -301,6 +355,7 @@ absl::StatusOr<ModelFile> ReadModelFile(const std::string& path) {
   RETURN_IF_ERROR(r.Pod(&without));
   RETURN_IF_ERROR(r.Pod(&has_best));
   RETURN_IF_ERROR(r.Str(&f.extra));
+  if (version >= 2) RETURN_IF_ERROR(ReadInfo(&r, &f.info));
   if (!r.done()) return absl::InvalidArgumentError(absl::StrCat(path, ": model file is corrupt"));
   s.epoch = epoch;
   s.epochs_without_improvement = without;

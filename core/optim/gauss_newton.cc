@@ -209,7 +209,7 @@ void GaussNewtonProduct::Multiply(const float* v, float* gv) {
   ApplyLossHessian(r);
   const int64_t count = batch_ * NumElements(net_->shapes()[loss_at_]);
   std::memcpy(plan_->diff(loss_at_), r, sizeof(float) * count);
-  plan_->Backward(loss_at_);
+  if (absl::Status s = plan_->Backward(loss_at_); !s.ok() && status_.ok()) status_ = s;
   std::memcpy(gv, net_->params().grads(), sizeof(float) * size_);
 }
 

@@ -64,6 +64,9 @@ class GaussNewtonProduct {
   void Multiply(const float* v, float* gv);
   // Jv only: R{activation(loss_at)} (batch, D) for direction v; valid until the next call.
   const float* ForwardR(const float* v);
+  // The first backend error of any Multiply (they run inside CG, which cannot stop early);
+  // gv is meaningless once it is not OK.
+  const absl::Status& status() const { return status_; }
 
  private:
   GaussNewtonProduct() = default;
@@ -82,6 +85,7 @@ class GaussNewtonProduct {
   int loss_at_ = 0;
   std::vector<DenseParams> dense_;  // per layer
   std::vector<AlignedBuffer> r_;    // R{activation(i)}, i = 1..loss_at
+  absl::Status status_;
 };
 
 }  // namespace cajal

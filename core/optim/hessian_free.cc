@@ -152,7 +152,7 @@ double HessianFree::LossAt(Plan* eval, const LossTargets& targets, const float* 
   const int64_t n = size_;
 #pragma omp parallel for simd schedule(static) if (n >= kParallelThreshold)
   for (int64_t i = 0; i < n; ++i) theta[i] = theta0_[i] + scale * p[i];
-  eval->Forward(0);
+  if (absl::Status s = eval->Forward(0); !s.ok() && status_.ok()) status_ = s;
   const int64_t d = NumElements(net_->output_shape());
   const LossOutput out = ComputeLoss(loss_, eval->output(), eval->batch(), d, targets, nullptr);
   std::copy(theta0_.begin(), theta0_.end(), theta);
@@ -206,11 +206,11 @@ absl::StatusOr<HfStepResult> HessianFree::Step(const float* x, const LossTargets
   // The gradient on the whole batch, and the preconditioner from the same tape.
   ASSIGN_OR_RETURN(Plan * grad_plan, net_->GetPlan(n, Mode::kTrain));
   std::memcpy(grad_plan->input(), x, sizeof(float) * n * in);
-  grad_plan->Forward(step);
+  RETURN_IF_ERROR(grad_plan->Forward(step));
   res.loss = ComputeLoss(loss_, grad_plan->output(), n, d, targets, grad_plan->diff(loss_at_));
   if (!std::isfinite(res.loss.sum)) return res;
   const double f0 = res.loss.sum / static_cast<double>(n);
-  grad_plan->Backward(loss_at_);
+  RETURN_IF_ERROR(grad_plan->Backward(loss_at_));
   std::copy(store.grads(), store.grads() + size_, grad_.begin());
   std::copy(store.values(), store.values() + size_, theta0_.begin());
   Preconditioner(grad_plan);
@@ -222,7 +222,7 @@ absl::StatusOr<HfStepResult> HessianFree::Step(const float* x, const LossTargets
     ASSIGN_OR_RETURN(product, GaussNewtonProduct::Create(net_, nc, loss_, loss_at_));
   }
   std::memcpy(product->plan()->input(), x, sizeof(float) * nc * in);
-  product->plan()->Forward(step);
+  RETURN_IF_ERROR(product->plan()->Forward(step));
   const float lambda = static_cast<float>(lambda_);
   const MatVec damped = [&](const float* v, float* out) {
     product->Multiply(v, out);
@@ -277,6 +277,9 @@ absl::StatusOr<HfStepResult> HessianFree::Step(const float* x, const LossTargets
   }
   res.step_size = alpha;
   res.loss_after = f_alpha;
+  // A backend failure inside CG or a loss evaluation: the parameters are still θ0.
+  RETURN_IF_ERROR(product->status());
+  RETURN_IF_ERROR(status_);
   if (alpha > 0) {
     float* theta = store.values();
     const float a = static_cast<float>(alpha);

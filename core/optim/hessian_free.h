@@ -109,6 +109,7 @@ class HessianFree {
   int loss_at_ = 0;
   HessianFreeConfig config_;
   double lambda_ = 1.0;
+  absl::Status status_;  // the first backend error of LossAt (a loss, so it cannot return one)
   int64_t size_ = 0;
   std::map<int64_t, std::unique_ptr<GaussNewtonProduct>> products_;  // per curvature batch
   std::vector<float> theta0_, grad_, m_, previous_, scratch_;

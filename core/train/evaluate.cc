@@ -47,7 +47,7 @@ absl::StatusOr<EvalResult> TrainingJob::EvaluateTest() {
 absl::StatusOr<std::vector<float>> TrainingJob::Predict(const Dataset& data,
                                                         const std::vector<int64_t>& indices) {
   omp_set_num_threads(threads_);
-  const int64_t d = NumElements(network_->output_shape());
+  const int64_t d = NumElements(network_->shapes()[loss_at_]);
   std::vector<float> out(indices.size() * static_cast<size_t>(d));
   const int64_t batch = config_.batch_size;
   for (size_t start = 0; start < indices.size(); start += batch) {
@@ -55,7 +55,7 @@ absl::StatusOr<std::vector<float>> TrainingJob::Predict(const Dataset& data,
     ASSIGN_OR_RETURN(Plan * plan, network_->GetPlan(n, Mode::kEval));
     RETURN_IF_ERROR(LoadBatch(data, indices.data() + start, n, plan).status());
     RETURN_IF_ERROR(plan->Forward(0));
-    RETURN_IF_ERROR(backend_->CopyToHost(out.data() + start * d, plan->output(),
+    RETURN_IF_ERROR(backend_->CopyToHost(out.data() + start * d, plan->activation(loss_at_),
                                          static_cast<size_t>(n * d) * sizeof(float)));
   }
   return out;

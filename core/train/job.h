@@ -180,8 +180,10 @@ class TrainingJob {
   // slice, the sums reduced).
   absl::StatusOr<EvalResult> Evaluate(const Dataset& data, const std::vector<int64_t>& indices);
   absl::StatusOr<EvalResult> EvaluateTest();
-  // The network's outputs (logits, or the last layer's output) for `indices` of `data`, in
-  // evaluation mode, as host values (indices.size() × outputs): on this rank alone.
+  // What the loss reads for `indices` of `data`, in evaluation mode, as host values
+  // (indices.size() × its width), on this rank alone: the logits — the input of a final
+  // softmax (cross_entropy) or sigmoid (binary_cross_entropy) fused with the loss — or else
+  // the network's output. `cajal evaluate --logits_out` writes them for the ONNX checks.
   absl::StatusOr<std::vector<float>> Predict(const Dataset& data,
                                              const std::vector<int64_t>& indices);
   // Data-parallel: rank 0's parameters, optimizer state and position to every rank (after a
@@ -194,6 +196,7 @@ class TrainingJob {
   const JobConfig& config() const { return config_; }
   const Dataset& train_data() const { return train_; }
   bool has_test() const { return test_.has_value(); }
+  const Dataset* test_data() const { return test_ ? &*test_ : nullptr; }
   int64_t total_steps() const { return total_steps_; }
   int threads() const { return threads_; }
   Backend* backend() const { return backend_; }

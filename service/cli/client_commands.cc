@@ -224,8 +224,11 @@ int RunDownload(const ClientOptions& c, const std::string& id, const std::string
   req.set_id(id);
   if (artifact == "tfevents") {
     req.set_artifact(v1::ARTIFACT_TFEVENTS);
+  } else if (artifact == "onnx") {
+    req.set_artifact(v1::ARTIFACT_ONNX);
   } else if (artifact != "model") {
-    std::fprintf(stderr, "cajal: --artifact: \"%s\" is not model or tfevents\n", artifact.c_str());
+    std::fprintf(stderr, "cajal: --artifact: \"%s\" is not model, onnx or tfevents\n",
+                 artifact.c_str());
     return kExitBadArgs;
   }
   grpc::ClientContext ctx;

@@ -1,10 +1,11 @@
-// cajal: the command line. `train` and `evaluate` run the core in-process.
+// cajal: the command line. `train`, `evaluate` and `export` run in-process.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "core/collective/mpi/mpi_collective.h"
 #include "service/cli/client_commands.h"
 #include "service/cli/dataset_commands.h"
+#include "service/cli/export_command.h"
 #include "service/cli/train_command.h"
 
 namespace {
@@ -77,6 +78,23 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--spec", eval.spec_path,
                        "Job spec whose data to evaluate on (default: the model's own)");
   eval_cmd->add_option("--set", eval.overrides, "Override a spec field (repeatable)")->take_all();
+  eval_cmd
+      ->add_option("--limit", eval.limit,
+                   "Evaluate only the first N examples of the test set (or of the training "
+                   "examples when there is no test set)")
+      ->check(CLI::PositiveNumber);
+  eval_cmd->add_option("--logits_out", eval.logits_out,
+                       "Also write each example's logits and label to this file (JSON)");
+
+  cajal::ExportOptions export_opts;
+  CLI::App* export_cmd =
+      app.add_subcommand("export", "Export a trained model for serving (ONNX, opset 17)");
+  export_cmd->add_option("--model", export_opts.model_path, "Model file (model.cajal)")->required();
+  export_cmd->add_option("--format", export_opts.format, "Output format")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"onnx"}));
+  export_cmd->add_option("-o,--output_file", export_opts.out_path, "Where to write the model")
+      ->required();
 
   // The gRPC client commands.
   cajal::ClientOptions client;
@@ -121,11 +139,12 @@ int main(int argc, char** argv) {
   cancel_cmd->add_option("id", job_id, "Job id")->required();
   CLI::App* download_cmd = app.add_subcommand("download", "Download a job's trained model");
   download_cmd->add_option("id", job_id, "Job id")->required();
-  download_cmd->add_option("-o,--output_file", out_path, "Where to write model.cajal")->required();
+  download_cmd->add_option("-o,--output_file", out_path, "Where to write the artifact")->required();
   std::string artifact = "model";
   download_cmd
       ->add_option("--artifact", artifact,
-                   "model (model.cajal) or tfevents (the job's TensorBoard event files)")
+                   "model (model.cajal), onnx (the model exported to ONNX, opset 17) or "
+                   "tfevents (the job's TensorBoard event files)")
       ->capture_default_str();
   CLI::App* delete_cmd = app.add_subcommand("delete", "Delete a finished job and its files");
   delete_cmd->add_option("id", job_id, "Job id")->required();
@@ -157,6 +176,7 @@ int main(int argc, char** argv) {
     return cajal::RunTrain(train, collective.get());
   }
   if (eval_cmd->parsed()) return cajal::RunEvaluate(eval);
+  if (export_cmd->parsed()) return cajal::RunExport(export_opts);
   if (absl::Status s = cajal::ResolveToken(token_file, &client); !s.ok()) {
     std::fprintf(stderr, "cajal: %s\n", std::string(s.message()).c_str());
     return 2;

@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -114,6 +116,40 @@ absl::Status MakeDir(const std::string& dir, const char* flag) {
   if (!ec) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat(flag, " ", dir, ": cannot create directory: ", ec.message()));
+}
+
+// {"examples": n, "width": d, "labels": [...], "logits": [[...], ...]}: row i is example
+// indices[i]; labels only for classification. Nine significant digits round-trip a float;
+// NaN and infinities, which JSON lacks, are null.
+absl::Status WriteLogits(const std::string& path, const Dataset& data,
+                         const std::vector<int64_t>& indices, const std::vector<float>& logits) {
+  const size_t n = indices.size();
+  const size_t d = n > 0 ? logits.size() / n : 0;
+  std::string json = absl::StrFormat("{\"examples\": %d, \"width\": %d", n, d);
+  if (data.classification()) {
+    json += ", \"labels\": [";
+    for (size_t i = 0; i < n; ++i) {
+      absl::StrAppend(&json, i > 0 ? ", " : "", data.labels[static_cast<size_t>(indices[i])]);
+    }
+    json += "]";
+  }
+  json += ", \"logits\": [";
+  for (size_t i = 0; i < n; ++i) {
+    json += i > 0 ? ",\n  [" : "\n  [";
+    for (size_t j = 0; j < d; ++j) {
+      const float v = logits[i * d + j];
+      if (j > 0) json += ", ";
+      // JSON has no NaN or infinity: null, which a comparison then reports.
+      if (std::isfinite(v)) {
+        absl::StrAppendFormat(&json, "%.9g", v);
+      } else {
+        json += "null";
+      }
+    }
+    json += "]";
+  }
+  json += "]}\n";
+  return WriteFileAtomically(path, json);
 }
 
 // A failure before training started is a problem with the spec or its inputs (exit 2), except
@@ -345,15 +381,20 @@ int RunEvaluate(const EvaluateOptions& o) {
   if (absl::Status s = RestoreJob(*model, /*with_state=*/false, job->get()); !s.ok()) {
     return Fail(kExitBadSpec, s);
   }
-  absl::StatusOr<EvalResult> r;
-  if ((*job)->has_test()) {
-    r = (*job)->EvaluateTest();
-  } else {
-    std::vector<int64_t> all((*job)->train_data().count);
-    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
-    r = (*job)->Evaluate((*job)->train_data(), all);
-  }
+  // The test set if there is one, else the training examples; the first `limit` of them.
+  const Dataset& data = (*job)->has_test() ? *(*job)->test_data() : (*job)->train_data();
+  const int64_t count = o.limit > 0 ? std::min(o.limit, data.count) : data.count;
+  std::vector<int64_t> indices(static_cast<size_t>(count));
+  for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int64_t>(i);
+  absl::StatusOr<EvalResult> r = (*job)->Evaluate(data, indices);
   if (!r.ok()) return Fail(kExitFailed, r.status());
+  if (!o.logits_out.empty()) {
+    absl::StatusOr<std::vector<float>> logits = (*job)->Predict(data, indices);
+    if (!logits.ok()) return Fail(kExitFailed, logits.status());
+    if (absl::Status s = WriteLogits(o.logits_out, data, indices, *logits); !s.ok()) {
+      return Fail(kExitFailed, s);
+    }
+  }
   std::string line = absl::StrFormat("loss=%.4f", r->loss);
   if ((*job)->train_data().classification())
     absl::StrAppendFormat(&line, " accuracy=%.4f", r->accuracy);

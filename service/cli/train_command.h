@@ -33,6 +33,8 @@ struct EvaluateOptions {
   std::string model_path;
   std::string spec_path;  // optional: data to evaluate on; default: the model's own spec
   std::vector<std::string> overrides;
+  int64_t limit = 0;       // > 0: only the first `limit` examples of the evaluation set
+  std::string logits_out;  // non-empty: write each example's logits and label here (JSON)
 };
 int RunEvaluate(const EvaluateOptions& options);
 

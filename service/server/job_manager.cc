@@ -15,6 +15,7 @@
 #include "core/util/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
+#include "service/export/onnx_export.h"
 #include "service/server/logging.h"
 #include "service/server/metrics.h"
 #include "service/spec/convert.h"
@@ -570,6 +571,9 @@ absl::StatusOr<std::vector<std::string>> JobManager::ArtifactPaths(const std::st
       return absl::InvalidArgumentError(absl::StrCat("artifact: unknown value ", artifact));
     }
     ASSIGN_OR_RETURN(std::string path, ModelPath(id));
+    if (artifact == v1::ARTIFACT_ONNX) {
+      ASSIGN_OR_RETURN(path, OnnxBesideModel(path));
+    }
     return std::vector<std::string>{path};
   }
   ASSIGN_OR_RETURN(v1::Job job, Get(id));

@@ -17,6 +17,8 @@
 #include "gmock/gmock.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
+#include "onnx/onnx_pb.h"
+#include "service/export/onnx_export.h"
 #include "service/server/server.h"
 #include "service/spec/spec_loader.h"
 
@@ -502,6 +504,67 @@ TEST_F(ServiceTest, HealthServiceIsServing) {
   std::string bytes;
   for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2)) << "status: SERVING";
+}
+
+// DownloadModel(ARTIFACT_ONNX): the server exports the job's model.cajal on the first request
+// (service/export/), the same bytes as ExportOnnx of that file; `cajal download --artifact
+// onnx` writes them; a model with a layer ONNX cannot express is FAILED_PRECONDITION.
+TEST_F(ServiceTest, OnnxArtifactIsExportedOnDemand) {
+  v1::Job job;
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &job).ok());
+  WaitFor(job.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+  auto download = [&](const std::string& id, grpc::Status* status) {
+    grpc::ClientContext ctx;
+    v1::DownloadModelRequest req;
+    req.set_id(id);
+    req.set_artifact(v1::ARTIFACT_ONNX);
+    auto reader = stub_->DownloadModel(&ctx, req);
+    std::string bytes;
+    v1::ModelChunk chunk;
+    while (reader->Read(&chunk)) bytes += chunk.data();
+    *status = reader->Finish();
+    return bytes;
+  };
+  grpc::Status s;
+  const std::string onnx = download(job.id(), &s);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const std::string dir = data_dir_ + "/jobs/" + job.id();
+  absl::StatusOr<ModelFile> model = ReadModelFile(dir + "/model.cajal");
+  ASSERT_TRUE(model.ok()) << model.status();
+  absl::StatusOr<std::string> expected = ExportOnnx(*model);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ(onnx, *expected);
+  onnx::ModelProto proto;
+  ASSERT_TRUE(proto.ParseFromString(onnx));
+  EXPECT_EQ(proto.opset_import(0).version(), 17);
+  ASSERT_EQ(proto.graph().output_size(), 2);
+  EXPECT_EQ(proto.graph().output(0).name(), "logits");
+  EXPECT_TRUE(std::filesystem::exists(dir + "/model.onnx")) << "kept beside the model";
+  EXPECT_EQ(download(job.id(), &s), onnx) << "the second download reuses the export";
+
+  const std::string out = dir + "/cli.onnx";
+  const std::string cmd =
+      absl::StrCat(CAJAL_BINARY_DIR, "/bin/cajal download ", job.id(), " --artifact onnx -o ", out,
+                   " --server 127.0.0.1:", server_->port(), " >/dev/null");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(out, std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), onnx);
+
+  // An even LRN window is centred differently in ONNX: refused, naming the layer.
+  v1::Job lrn;
+  ASSERT_TRUE(Submit(Spec(R"(
+model: {layers: [{conv2d: {filters: 2, kernel: 3}}, {lrn: {size: 4}}, {flatten: {}},
+                 {dense: {units: 10}}]}
+data: {train: {builtin: fashion-mnist}, normalize: scale}
+optimizer: {kind: sgd, learning_rate: 0.01}
+training: {epochs: 1, batch_size: 32, seed: 1, threads: 1, max_steps: 1}
+)"),
+                     &lrn)
+                  .ok());
+  WaitFor(lrn.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+  download(lrn.id(), &s);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("cannot be exported to ONNX: model.layers.1 (lrn)"));
 }
 
 }  // namespace

@@ -50,13 +50,13 @@ TEST(AlexnetTest, TrainsAStepAt227) {
   const int top = static_cast<int>(layers->size());
   double losses[2];
   for (int step = 0; step < 2; ++step) {
-    (*plan)->Forward(/*step=*/0);  // the same dropout masks both times
+    ASSERT_TRUE((*plan)->Forward(/*step=*/0).ok());  // the same dropout masks both times
     const LossOutput out =
         ComputeLoss(loss, (*plan)->output(), kBatch, kClasses, targets, (*plan)->diff(top));
     losses[step] = out.sum / kBatch;
     ASSERT_TRUE(std::isfinite(losses[step])) << "step " << step;
-    (*plan)->Backward(top);
-    (*opt)->Step();
+    EXPECT_TRUE((*plan)->Backward(top).ok());
+    EXPECT_TRUE((*opt)->Step().ok());
   }
   // The first conv's weights got a gradient through all 23 layers.
   ParamStore& p = (*net)->params();

@@ -84,10 +84,10 @@ GoldenNet Build(const Case& c, Mode mode = Mode::kTrain) {
 
 // Forward, then backward from dy; checks y and dx.
 void RunAndCheck(const std::string& c, GoldenNet& g) {
-  g.plan->Forward(/*step=*/0);
+  EXPECT_TRUE(g.plan->Forward(/*step=*/0).ok());
   ExpectMatches(c + ".y", g.plan->activation(2), g.out);
   CopyGolden(c + ".dy", g.plan->diff(2), g.out);
-  g.plan->Backward(2);
+  EXPECT_TRUE(g.plan->Backward(2).ok());
   ExpectMatches(c + ".dx", g.plan->diff(1), g.in);
 }
 
@@ -178,7 +178,7 @@ TEST_P(BatchNormGoldenTest, TrainingAndEvaluationMatchPytorch) {
   absl::StatusOr<Plan*> eval = g.net->GetPlan(c.input[0], Mode::kEval);
   ASSERT_TRUE(eval.ok()) << eval.status();
   CopyGolden(c.name + ".x", (*eval)->input(), g.in);
-  (*eval)->Forward(/*step=*/0);
+  EXPECT_TRUE((*eval)->Forward(/*step=*/0).ok());
   ExpectMatches(c.name + ".y_eval", (*eval)->output(), g.out);
   // Evaluation leaves the running statistics alone.
   ExpectMatches(c.name + ".running_mean", g.Param("running_mean"), channels);

@@ -194,13 +194,13 @@ TEST(PresetTest, SmallAlexnetTrainsAStep) {
   for (int64_t i = 0; i < 4 * 784; ++i) (*plan)->input()[i] = static_cast<float>(i % 29) / 29;
   ParamStore& p = (*net)->params();
   for (int64_t i = 0; i < p.total(); ++i) p.values()[i] = 0.01f * static_cast<float>(i % 7 - 3);
-  (*plan)->Forward(/*step=*/1);
+  EXPECT_TRUE((*plan)->Forward(/*step=*/1).ok());
   const int top = static_cast<int>(layers->size());
   for (int64_t i = 0; i < 40; ++i) {
     ASSERT_TRUE(std::isfinite((*plan)->output()[i])) << i;
     (*plan)->diff(top)[i] = i % 10 == 0 ? 1.0f : 0.0f;
   }
-  (*plan)->Backward(top);
+  EXPECT_TRUE((*plan)->Backward(top).ok());
   const int w = p.Find("layers.0.conv2d.weight");
   ASSERT_GE(w, 0);
   double norm = 0;
@@ -222,7 +222,7 @@ TEST(DropoutTest, MaskRateScalingAndEvaluationIdentity) {
   Plan& t = **train;
   const int64_t n = kBatch * kFeatures;
   for (int64_t i = 0; i < n; ++i) t.input()[i] = 0.5f + static_cast<float>(i % 97);
-  t.Forward(/*step=*/3);
+  EXPECT_TRUE(t.Forward(/*step=*/3).ok());
   int64_t dropped = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float y = t.activation(2)[i];
@@ -236,21 +236,21 @@ TEST(DropoutTest, MaskRateScalingAndEvaluationIdentity) {
   EXPECT_NEAR(static_cast<double>(dropped) / n, kRate, 0.01);
   // Backward multiplies by the same scaled mask.
   for (int64_t i = 0; i < n; ++i) t.diff(2)[i] = 1.0f;
-  t.Backward(2);
+  EXPECT_TRUE(t.Backward(2).ok());
   for (int64_t i = 0; i < n; i += 7) {
     ASSERT_FLOAT_EQ(t.diff(1)[i], t.activation(2)[i] == 0.0f ? 0.0f : 1 / (1 - kRate)) << i;
   }
   // The same step draws the same mask; another step another.
   const std::vector<float> first(t.activation(2), t.activation(2) + n);
-  t.Forward(/*step=*/3);
+  EXPECT_TRUE(t.Forward(/*step=*/3).ok());
   EXPECT_TRUE(std::equal(first.begin(), first.end(), t.activation(2)));
-  t.Forward(/*step=*/4);
+  EXPECT_TRUE(t.Forward(/*step=*/4).ok());
   EXPECT_FALSE(std::equal(first.begin(), first.end(), t.activation(2)));
 
   absl::StatusOr<Plan*> eval = (*net)->GetPlan(kBatch, Mode::kEval);
   ASSERT_TRUE(eval.ok());
   for (int64_t i = 0; i < n; ++i) (*eval)->input()[i] = t.input()[i];
-  (*eval)->Forward(/*step=*/3);
+  EXPECT_TRUE((*eval)->Forward(/*step=*/3).ok());
   EXPECT_TRUE(std::equal(t.input(), t.input() + n, (*eval)->output()));
 }
 
@@ -270,7 +270,7 @@ TEST(BatchNormBuffersTest, RunningStatisticsAreBuffersTheOptimizerSkips) {
   EXPECT_GE(p.offset(mean), p.trainable_total());
   EXPECT_GE(p.offset(var), p.trainable_total());
   EXPECT_LT(p.offset(p.Find("layers.2.dense.bias")), p.trainable_total());
-  InitializeParams(InitConfig{}, /*seed=*/1, &p);
+  EXPECT_TRUE(InitializeParams(InitConfig{}, /*seed=*/1, &p).ok());
   EXPECT_EQ(p.value(mean)[0], 0.0f);
   EXPECT_EQ(p.value(var)[2], 1.0f);
   OptimizerConfig sgd;
@@ -280,7 +280,7 @@ TEST(BatchNormBuffersTest, RunningStatisticsAreBuffersTheOptimizerSkips) {
   absl::StatusOr<std::unique_ptr<Optimizer>> opt = Optimizer::Create(sgd, &p);
   ASSERT_TRUE(opt.ok());
   for (int64_t i = 0; i < p.total(); ++i) p.grads()[i] = 1.0f;
-  (*opt)->Step();
+  EXPECT_TRUE((*opt)->Step().ok());
   EXPECT_EQ(p.value(mean)[0], 0.0f);
   EXPECT_EQ(p.value(var)[2], 1.0f);
   EXPECT_EQ(p.value(scale)[0], 1.0f - 1.0f * (1.0f + 0.5f * 1.0f));  // trainable: updated

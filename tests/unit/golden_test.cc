@@ -95,11 +95,11 @@ TEST_P(ActivationGoldenTest, ForwardAndBackwardMatchPytorch) {
   GoldenNet g = BuildNet(c, a.bias, a.last);
   ASSERT_NE(g.plan, nullptr);
   const int top = a.last.has_value() ? 3 : 2;
-  g.plan->Forward(/*step=*/0);
+  EXPECT_TRUE(g.plan->Forward(/*step=*/0).ok());
   ExpectMatches(c + ".y", g.plan->activation(top), kBatch * kUnits);
 
   CopyGolden(c + ".dy", g.plan->diff(top), kBatch * kUnits);
-  g.plan->Backward(top);
+  EXPECT_TRUE(g.plan->Backward(top).ok());
   ExpectParamGrads(c, a.bias, g);
   if (a.last.has_value() && a.last->kind == Activation::kPrelu) {
     ParamStore& p = g.net->params();
@@ -139,7 +139,7 @@ TEST_P(LossGoldenTest, LossAndGradientsMatchPytorch) {
   const std::string c = "loss." + l.name;
   GoldenNet g = BuildNet(c, /*bias=*/true, l.last);
   ASSERT_NE(g.plan, nullptr);
-  g.plan->Forward(/*step=*/0);
+  EXPECT_TRUE(g.plan->Forward(/*step=*/0).ok());
   ExpectMatches(c + ".y", g.plan->output(), kBatch * kUnits);
 
   LossConfig config;
@@ -164,7 +164,7 @@ TEST_P(LossGoldenTest, LossAndGradientsMatchPytorch) {
   const double loss = out.sum / kBatch;
   ASSERT_EQ(Golden(c + ".loss").size(), 1u);
   EXPECT_NEAR(loss, Golden(c + ".loss")[0], kTolerance * (1 + std::abs(Golden(c + ".loss")[0])));
-  g.plan->Backward(loss_at);
+  EXPECT_TRUE(g.plan->Backward(loss_at).ok());
   ExpectParamGrads(c, /*bias=*/true, g);
 }
 

@@ -160,7 +160,7 @@ class GradCheck {
 
   // The objective at the current parameters and input, in double.
   double Objective() {
-    plan_->Forward(kGradCheckStep);
+    EXPECT_TRUE(plan_->Forward(kGradCheckStep).ok());
     const int64_t d = NumElements(net_->output_shape());
     if (loss_.has_value()) {
       return ComputeLoss(*loss_, plan_->output(), batch_, d, Targets(), nullptr).sum / batch_;
@@ -172,14 +172,14 @@ class GradCheck {
 
   // Runs forward and backward; the gradients land in the store and in diff(1..).
   void Backprop() {
-    plan_->Forward(kGradCheckStep);
+    EXPECT_TRUE(plan_->Forward(kGradCheckStep).ok());
     const int64_t d = NumElements(net_->output_shape());
     if (loss_.has_value()) {
       ComputeLoss(*loss_, plan_->output(), batch_, d, Targets(), plan_->diff(loss_at_));
-      plan_->Backward(loss_at_);
+      EXPECT_TRUE(plan_->Backward(loss_at_).ok());
     } else {
       for (size_t i = 0; i < r_.size(); ++i) plan_->diff(top_)[i] = static_cast<float>(r_[i]);
-      plan_->Backward(top_);
+      EXPECT_TRUE(plan_->Backward(top_).ok());
     }
   }
 

@@ -83,7 +83,7 @@ TEST(GradCheckTest, DenseReluDense) {
   GradCheck g({DenseSpec{4}, ActivationSpec{Activation::kRelu}, DenseSpec{2}},
               /*input=*/{3}, /*batch=*/2);
   ASSERT_TRUE(g.ok());
-  g.plan().Forward(kGradCheckStep);
+  EXPECT_TRUE(g.plan().Forward(kGradCheckStep).ok());
   for (int64_t i = 0; i < 2 * 4; ++i) {
     // A perturbation of ε in a weight or bias moves a pre-activation by at most 1.5·ε.
     ASSERT_GT(std::abs(g.plan().activation(2)[i]), 2 * kGradCheckEps) << "pre-activation " << i;

@@ -183,7 +183,7 @@ TEST_P(GaussNewtonTest, EqualsExplicitJacobianTransposeHessianJacobian) {
   ASSERT_TRUE(gn.ok()) << gn.status();
   Plan* plan = (*gn)->plan();
   for (int64_t k = 0; k < kN * 4; ++k) plan->input()[k] = static_cast<float>(x[k]);
-  plan->Forward(0);
+  EXPECT_TRUE(plan->Forward(0).ok());
 
   std::vector<double> theta(store.values(), store.values() + size);
   // The reference forward agrees with the network's.

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cstring>
 #include <fstream>
@@ -308,13 +309,67 @@ TEST_F(ModelFileTest, ForeignFilesAreRefused) {
 
 TEST_F(ModelFileTest, OtherVersionsAreRefused) {
   std::string bad = bytes_;
-  const uint32_t version = 2;
+  const uint32_t version = 3;
   std::memcpy(bad.data() + 8, &version, 4);
   absl::StatusOr<ModelFile> f = ReadModified(bad);
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(f.status().message()),
-              HasSubstr("model format version 2 is not supported (this build reads 1)"));
+              HasSubstr("model format version 3 is not supported (this build reads 1 to 2)"));
+}
+
+TEST_F(ModelFileTest, InfoHoldsWhatRunningTheModelNeeds) {
+  const ModelInfo& info = snapshot_.info;
+  EXPECT_TRUE(info.present);
+  EXPECT_EQ(info.input, Shape({2}));
+  EXPECT_EQ(info.num_classes, 2);
+  EXPECT_EQ(info.target_dim, 0);
+  EXPECT_EQ(info.normalization.shift, job_->normalization().shift);
+  EXPECT_EQ(info.normalization.scale, job_->normalization().scale);
+  absl::StatusOr<ModelFile> f = ReadModelFile(path_);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE(f->info.present);
+  EXPECT_EQ(f->info.input, info.input);
+  EXPECT_EQ(f->info.num_classes, 2);
+  EXPECT_EQ(f->info.normalization.channel_stride, info.normalization.channel_stride);
+  EXPECT_EQ(f->info.normalization.shift, info.normalization.shift);
+  EXPECT_EQ(f->info.normalization.scale, info.normalization.scale);
+}
+
+TEST_F(ModelFileTest, StandardizationStatisticsAreStored) {
+  std::unique_ptr<TrainingJob> job = MakeJob(SpecWith({"data.normalize=standardize"}));
+  ASSERT_NE(job, nullptr);
+  const std::string path = dir_ + "/standardized.cajal";
+  ASSERT_TRUE(WriteModelFile(path, Snapshot(*job, "")).ok());
+  absl::StatusOr<ModelFile> f = ReadModelFile(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  // xor's inputs are 0/1 half the time each: mean 0.5, standard deviation 0.5.
+  EXPECT_EQ(f->info.normalization.shift, std::vector<float>({0.5f, 0.5f}));
+  EXPECT_EQ(f->info.normalization.scale, std::vector<float>({2.0f, 2.0f}));
+}
+
+// A version 1 file (no info block) still reads, with info.present false.
+TEST_F(ModelFileTest, VersionOneFilesStillRead) {
+  // Version 1 is version 2 without the trailing info block: cut it off, fix size and CRC.
+  const ModelInfo& i = snapshot_.info;
+  const size_t info_bytes = 4 + 8 * i.input.size() + 4 + 4 + 8 +
+                            (4 + 4 * i.normalization.shift.size()) +
+                            (4 + 4 * i.normalization.scale.size());
+  constexpr size_t kHeader = 8 + 4 + 8;
+  std::string body = bytes_.substr(kHeader, bytes_.size() - kHeader - 4 - info_bytes);
+  std::string v1 = bytes_.substr(0, kHeader);
+  const uint32_t version = 1;
+  const uint64_t size = body.size();
+  std::memcpy(v1.data() + 8, &version, 4);
+  std::memcpy(v1.data() + 12, &size, 8);
+  const uint32_t crc = static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
+  v1 += body + std::string(reinterpret_cast<const char*>(&crc), 4);
+  absl::StatusOr<ModelFile> f = ReadModified(v1);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_FALSE(f->info.present);
+  EXPECT_EQ(f->extra, snapshot_.extra);
+  ExpectSameTensors(f->params, snapshot_.params);
 }
 
 TEST_F(ModelFileTest, WrongPayloadSizeIsRefused) {

@@ -97,10 +97,10 @@ TEST_P(OptimizerGoldenTest, FiveStepsMatchPytorch) {
   LossTargets targets;
   targets.labels = labels.data();
   for (int step = 1; step <= kSteps; ++step) {
-    (*plan)->Forward(step);
+    EXPECT_TRUE((*plan)->Forward(step).ok());
     ComputeLoss(loss, (*plan)->output(), kBatch, kClasses, targets, (*plan)->diff(3));
-    (*plan)->Backward(3);
-    (*optimizer)->Step();
+    EXPECT_TRUE((*plan)->Backward(3).ok());
+    EXPECT_TRUE((*optimizer)->Step().ok());
     for (const char* name : kParams) {
       const std::string key = c.name + ".step" + std::to_string(step) + "." + name;
       const std::vector<double>& want = Golden(key);
