@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "core/collective/mpi/mpi_collective.h"
+#include "core/train/memory.h"
 #include "service/cli/client_commands.h"
 #include "service/cli/dataset_commands.h"
 #include "service/cli/export_command.h"
@@ -67,6 +68,25 @@ int main(int argc, char** argv) {
                         "Write the final metrics as KFP v1 MLPipeline Metrics JSON here");
   train_cmd->add_option("--model-out", train.kfp.model_out_path,
                         "Also copy model.cajal to this path (a KFP {outputPath: model})");
+  train_cmd->add_flag("--dry-run,--dry_run", train.dry_run,
+                      "Print the job's memory estimate and parameter count, check it against "
+                      "the budget and exit (0: fits, 2: does not) without training");
+  train_cmd
+      ->add_option(
+          "--max_memory",
+          [&train](const CLI::results_t& r) {
+            absl::StatusOr<int64_t> bytes = cajal::ParseBytes(r[0]);
+            if (!bytes.ok() || *bytes <= 0) {
+              throw CLI::ValidationError(
+                  "--max_memory",
+                  bytes.ok() ? "must be > 0" : std::string(bytes.status().message()));
+            }
+            train.max_memory = *bytes;
+            return true;
+          },
+          "Memory budget of the job (e.g. 4GB, 512MiB); default: what the process may use "
+          "(cgroup memory.max, else available memory), less 10%")
+      ->type_name("SIZE");
   train_cmd->add_option("--checkpoint_dir", train.checkpoint_dir,
                         "Checkpoint into DIR/checkpoint.cajal (every "
                         "training.checkpoint_every_steps, each epoch, on SIGTERM) and resume "
@@ -173,7 +193,13 @@ int main(int argc, char** argv) {
       }
       collective = *std::move(c);
     }
-    return cajal::RunTrain(train, collective.get());
+    // The core returns statuses; this is the last guard that no input ends in an abort.
+    try {
+      return cajal::RunTrain(train, collective.get());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cajal: training failed: %s\n", e.what());
+      return 1;
+    }
   }
   if (eval_cmd->parsed()) return cajal::RunEvaluate(eval);
   if (export_cmd->parsed()) return cajal::RunExport(export_opts);

@@ -18,6 +18,7 @@
 #include "core/backend/backend.h"
 #include "core/io/model_file.h"
 #include "core/train/checkpoint.h"
+#include "core/train/memory.h"
 #include "core/util/cores.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -271,6 +272,29 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
   absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
   if (!config.ok()) return Fail(kExitBadSpec, config.status());
   if (absl::Status s = RequireLocalData(*spec); !s.ok()) return Fail(kExitBadSpec, s);
+  // Admission: the estimate against the budget, before anything is loaded or allocated.
+  absl::StatusOr<Backend*> backend = GetBackend({config->device});
+  if (!backend.ok()) return Fail(FailCode(backend.status()), backend.status());
+  absl::StatusOr<MemoryEstimate> estimate =
+      EstimateMemory(*config, {*backend, collective.size(), /*include_runtime=*/true});
+  if (!estimate.ok()) return Fail(kExitBadSpec, estimate.status());
+  MemoryBudget budget =
+      o.max_memory > 0 ? FlagBudget(o.max_memory, "--max_memory") : ProcessMemoryBudget();
+  if (o.max_memory <= 0 && collective.local_size() > 1) {
+    // Ranks on one machine share its memory.
+    budget.bytes /= collective.local_size();
+    budget.source += absl::StrCat(", divided among ", collective.local_size(), " local ranks");
+  }
+  const absl::Status fits = CheckBudget(*estimate, budget);
+  if (o.dry_run) {
+    if (rank0) {
+      std::fputs(FormatEstimate(*estimate).c_str(), stdout);
+      std::printf("budget=%s (%s) fits=%s\n", FormatBytes(budget.bytes).c_str(),
+                  budget.source.c_str(), fits.ok() ? "yes" : "no");
+    }
+    return fits.ok() ? kExitOk : Fail(kExitBadSpec, fits);
+  }
+  if (!fits.ok()) return Fail(kExitBadSpec, fits);
   if (rank0) {
     if (absl::Status s = MakeDir(o.out_dir, "--out"); !s.ok()) return Fail(kExitBadSpec, s);
   }
@@ -280,7 +304,7 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
     }
   }
   absl::StatusOr<std::unique_ptr<TrainingJob>> job =
-      TrainingJob::Prepare(*config, PrepareOptions{nullptr, &collective});
+      TrainingJob::Prepare(*config, PrepareOptions{*backend, &collective});
   if (!job.ok()) return Fail(FailCode(job.status()), job.status());
   if (collective.size() > 1 && rank0) {
     std::fprintf(stderr,
@@ -293,8 +317,13 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
   std::unique_ptr<Checkpointer> checkpointer;
   if (!o.checkpoint_dir.empty()) {
     term = std::make_unique<TermSignal>();
-    checkpointer = std::make_unique<Checkpointer>(
-        job->get(), o.checkpoint_dir + "/checkpoint.cajal", SpecToJson(*spec));
+    const v1::JobSpec& ours = *spec;
+    checkpointer =
+        std::make_unique<Checkpointer>(job->get(), o.checkpoint_dir + "/checkpoint.cajal",
+                                       SpecToJson(*spec), [&ours](const std::string& json) {
+                                         absl::StatusOr<v1::JobSpec> theirs = ParseSpec(json, {});
+                                         return theirs.ok() && SameTraining(*theirs, ours);
+                                       });
     absl::StatusOr<bool> resumed = checkpointer->Resume();
     if (!resumed.ok()) return Fail(FailCode(resumed.status()), resumed.status());
     if (*resumed && rank0) {

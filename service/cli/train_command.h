@@ -22,6 +22,10 @@ struct TrainOptions {
   // Non-empty: checkpoint into DIR/checkpoint.cajal every training.checkpoint_every_steps, at
   // each epoch's end and on SIGTERM, and resume from it when it exists (docs/cli.md).
   std::string checkpoint_dir;
+  // > 0: the memory budget in bytes instead of what the process may use (--max_memory).
+  int64_t max_memory = 0;
+  // Print the memory estimate and the parameter count, check the budget, train nothing.
+  bool dry_run = false;
 };
 
 // Exit codes: 0 success, 1 training failure, 2 bad spec or arguments (message on stderr), 143
