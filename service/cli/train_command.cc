@@ -366,6 +366,13 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
     }
     return kExitTerminated;
   }
+  if (collective.size() > 1 && rank0) {
+    std::fprintf(stderr,
+                 "cajal: parameters identical on all %d ranks (digest %016llx); %.2f ms per step "
+                 "waiting for gradient sums\n",
+                 collective.size(), static_cast<unsigned long long>(result->param_digest),
+                 result->steps > 0 ? 1e3 * result->reduce_wait_seconds / result->steps : 0.0);
+  }
   if (!rank0) return kExitOk;
   const int code = WriteOutputs(o, *spec, **job, *result, printer);
   if (code == kExitOk && checkpointer != nullptr) checkpointer->Remove();
