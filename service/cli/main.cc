@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "absl/time/time.h"
 #include "core/collective/mpi/mpi_collective.h"
 #include "core/train/memory.h"
 #include "service/cli/client_commands.h"
@@ -39,7 +40,13 @@ int main(int argc, char** argv) {
 
   cajal::TrainOptions train;
   CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a job spec and exit");
-  train_cmd->add_option("--spec", train.spec_path, "Job spec (YAML or JSON)")->required();
+  CLI::Option* spec_file =
+      train_cmd->add_option("--spec", train.spec_path, "Job spec file (YAML or JSON)");
+  train_cmd
+      ->add_option("--spec-text", train.spec_text,
+                   "The job spec itself, as YAML or JSON text (a KFP string parameter); "
+                   "instead of --spec")
+      ->excludes(spec_file);
   train_cmd
       ->add_option("--set", train.overrides,
                    "Override a spec field: path=value, e.g. model.layers.0.dense.units=512 "
@@ -91,6 +98,25 @@ int main(int argc, char** argv) {
                         "Checkpoint into DIR/checkpoint.cajal (every "
                         "training.checkpoint_every_steps, each epoch, on SIGTERM) and resume "
                         "from it when it exists; under mpirun a directory every rank shares");
+  train_cmd->add_flag("--katib-push", train.katib_push,
+                      "Report each epoch's metrics to Katib's db-manager (Experiments with "
+                      "metricsCollectorSpec.collector.kind: Push)");
+  train_cmd
+      ->add_option("--katib-db-manager", train.katib.address,
+                   "host:port of katib-db-manager, with --katib-push")
+      ->capture_default_str();
+  train_cmd
+      ->add_option("--katib-trial-name", train.katib.trial_name,
+                   "Trial the metrics belong to, with --katib-push (default: $KATIB_TRIAL_NAME, "
+                   "which Katib sets)")
+      ->envname("KATIB_TRIAL_NAME");
+  double katib_timeout_s = absl::ToDoubleSeconds(train.katib.timeout);
+  train_cmd
+      ->add_option("--katib-push-timeout", katib_timeout_s,
+                   "Seconds to wait for katib-db-manager at start and for each report, retries "
+                   "included; then the trial fails")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 
   cajal::EvaluateOptions eval;
   CLI::App* eval_cmd = app.add_subcommand("evaluate", "Report loss and accuracy of a saved model");
@@ -183,6 +209,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (train_cmd->parsed()) {
+    train.katib.timeout = absl::Seconds(katib_timeout_s);
+    // SIGTERM stops the run at a step boundary; taken before MPI starts its threads.
+    cajal::TermSignal term;
     // Under mpirun (or the MPI Operator's launcher) the ranks train one model together.
     std::unique_ptr<cajal::Collective> collective;
     if (cajal::LaunchedByMpi()) {
@@ -195,7 +224,7 @@ int main(int argc, char** argv) {
     }
     // The core returns statuses; this is the last guard that no input ends in an abort.
     try {
-      return cajal::RunTrain(train, collective.get());
+      return cajal::RunTrain(train, collective.get(), &term);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "cajal: training failed: %s\n", e.what());
       return 1;

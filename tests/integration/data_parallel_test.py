@@ -150,6 +150,42 @@ def resume():
           f'{final(again.stdout)!r} vs {final(whole.stdout)!r}')
 
 
+def sigterm_one_rank():
+    """SIGTERM to one rank (its pod evicted) stops every rank at the same step boundary: rank 0
+    writes the checkpoint, the ranks exit 143, and a rerun finishes with the uninterrupted
+    2-rank model."""
+    spec = spec_file('resume', MLP.replace('max_steps: 200', 'max_steps: 300, checkpoint_every_steps: 50'))
+    ckpt = os.path.join(WORK, 'ckpt-term2')
+    p = subprocess.Popen(MPIRUN + [CAJAL, 'train', '--spec', spec, '--out', os.path.join(WORK, 'term2'),
+                                   '--checkpoint_dir', ckpt], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rank1 = None
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if rank1 is None and re.match(r'epoch=\d+ step=(6|7|8|9)0 ', line):
+            for pid in subprocess.run(['pgrep', '-f', f'{CAJAL} train --spec {spec}'], capture_output=True,
+                                      text=True).stdout.split():
+                try:
+                    with open(f'/proc/{pid}/environ', 'rb') as f:
+                        if b'OMPI_COMM_WORLD_RANK=1\0' in f.read():
+                            rank1 = int(pid)
+                except OSError:
+                    pass
+            if rank1 is not None:
+                os.kill(rank1, signal.SIGTERM)
+    p.wait(timeout=60)
+    out = ''.join(lines)
+    m = re.search(r'stopped by SIGTERM at step (\d+)', out)
+    check('SIGTERM to rank 1: rank 0 reports the stop and the checkpoint',
+          rank1 is not None and m is not None and os.path.exists(os.path.join(ckpt, 'checkpoint.cajal')), out[-2000:])
+    check('... and the job exits 143', p.returncode == 143, f'exit {p.returncode}')
+    again = train(spec, 'term2', '--checkpoint_dir', ckpt, ranks=2)
+    with open(os.path.join(WORK, 'term2', 'model.cajal'), 'rb') as a, open(os.path.join(WORK, 'whole2', 'model.cajal'),
+                                                                          'rb') as b:
+        check('the rerun after SIGTERM ends with the uninterrupted 2-rank model',
+              again.returncode == 0 and a.read() == b.read(), again.stderr[-1500:])
+
+
 def refusals():
     hf = spec_file('hf', 'model: {layers: [{dense: {units: 8}}, {activation: {kind: tanh}}, {dense: {units: 2}}]}\n'
                    'data: {train: {builtin: xor}}\noptimizer: {kind: hessian_free}\ntraining: {epochs: 1, batch_size: 4}\n')
@@ -163,6 +199,7 @@ def main():
     curves()
     kill_a_rank()
     resume()
+    sigterm_one_rank()
     if failures:
         print(f'{len(failures)} check(s) failed: {failures}')
         sys.exit(1)
