@@ -44,27 +44,6 @@ absl::Status CheckRequest(const v1::SubmitJobRequest& request) {
   return absl::OkStatus();
 }
 
-// Data paths name files on this server: refuse a job that could only fail.
-absl::Status CheckDataFiles(const v1::JobSpec& spec) {
-  for (const auto& [where, src] : {std::make_pair("data.train", &spec.data().train()),
-                                   std::make_pair("data.test", &spec.data().test())}) {
-    std::vector<std::pair<std::string, std::string>> files;
-    if (src->has_idx()) {
-      files = {{".idx.images", src->idx().images()}, {".idx.labels", src->idx().labels()}};
-    } else if (src->has_csv()) {
-      files = {{".csv.path", src->csv().path()}};
-    }
-    for (const auto& [field, path] : files) {
-      std::error_code ec;
-      if (!std::filesystem::is_regular_file(path, ec)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, field, ": no such file on the server: ", path));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::Status CheckDevice(const JobConfig& config, int gpus) {
@@ -144,7 +123,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
 absl::StatusOr<Admitted> JobManager::AdmitStored(v1::Job* job) const {
   ASSIGN_OR_RETURN(const JobConfig config, ToJobConfig(job->spec()));
   RETURN_IF_ERROR(CheckDevice(config, admission_.gpus()));
-  ASSIGN_OR_RETURN(Admitted admitted, admission_.Estimate(config));
+  ASSIGN_OR_RETURN(Admitted admitted, Estimate(job->spec(), config));
   *job->mutable_memory_estimate() = ToProto(admitted.estimate);
   RETURN_IF_ERROR(admission_.CheckCapacity(admitted));
   return admitted;
@@ -289,8 +268,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
   ASSIGN_OR_RETURN(const JobConfig config, ToJobConfig(request.spec()));
   // A job for a device this server lacks could only fail.
   RETURN_IF_ERROR(CheckDevice(config, admission_.gpus()));
-  RETURN_IF_ERROR(CheckDataFiles(request.spec()));
-  ASSIGN_OR_RETURN(const Admitted admitted, Admit(config));
+  // Data files: beneath the data roots, or uploaded data sets that exist (opened to estimate
+  // the data set's memory, closed again: the job opens them anew when it starts).
+  ASSIGN_OR_RETURN(const Admitted admitted, Admit(request.spec(), config));
 
   absl::MutexLock persist(&persist_mu_);
   v1::Job job;
@@ -359,8 +339,14 @@ std::optional<absl::StatusOr<v1::Job>> JobManager::ReplayLocked(
                    existing.id(), " with a different spec")));
 }
 
-absl::StatusOr<Admitted> JobManager::Admit(const JobConfig& config) {
-  ASSIGN_OR_RETURN(Admitted admitted, admission_.Estimate(config));
+absl::StatusOr<Admitted> JobManager::Estimate(const v1::JobSpec& spec, JobConfig config) const {
+  // Held open while the estimate inspects them (an uploaded data set has no path of its own).
+  ASSIGN_OR_RETURN(const JobFiles files, options_.data->Open(spec, &config));
+  return admission_.Estimate(config);
+}
+
+absl::StatusOr<Admitted> JobManager::Admit(const v1::JobSpec& spec, const JobConfig& config) {
+  ASSIGN_OR_RETURN(Admitted admitted, Estimate(spec, config));
   if (absl::Status s = admission_.CheckCapacity(admitted); !s.ok()) {
     ServerMetrics().AdmissionDecided(AdmissionDecision::kTooLarge);
     return s;
@@ -580,6 +566,7 @@ void JobManager::RunQueued(const Lease& lease) {
   request.id = id;
   request.job_dir = JobDir(id);
   request.max_threads = threads_per_job_;
+  request.data = options_.data;
   std::shared_ptr<EventLog> log;
   absl::Status refusal;
   {

@@ -35,6 +35,7 @@
 #include "service/server/admission.h"
 #include "service/server/crash_loop.h"
 #include "service/server/event_log.h"
+#include "service/server/job_data.h"
 #include "service/server/job_queue.h"
 #include "service/server/job_runner.h"
 #include "service/server/job_state.h"
@@ -52,6 +53,9 @@ struct ManagerOptions {
   int crash_loop_limit = 2;
   // Memory for the jobs together, the live budget, the GPUs (admission.h).
   AdmissionOptions admission;
+  // Where jobs may read data (confined paths, uploaded data sets). Required; outlives the
+  // manager.
+  const JobData* data = nullptr;
 };
 
 // kFailedPrecondition for training.device gpu on a server that runs no job on a GPU (`gpus` 0),
@@ -116,9 +120,13 @@ class JobManager : private JobSink {
   std::optional<absl::StatusOr<v1::Job>> Replay(const v1::SubmitJobRequest& request);
   std::optional<absl::StatusOr<v1::Job>> ReplayLocked(const v1::SubmitJobRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The job's estimate and demand, with the admission decision counted: kInvalidArgument when
-  // it could never fit, kResourceExhausted when it cannot now.
-  absl::StatusOr<Admitted> Admit(const JobConfig& config);
+  // The job's estimate (its data files opened through the data roots and data sets) and
+  // demand, with the admission decision counted: the data's error (kPermissionDenied,
+  // kNotFound) when a file cannot be read, kInvalidArgument when it could never fit,
+  // kResourceExhausted when it cannot now.
+  absl::StatusOr<Admitted> Admit(const v1::JobSpec& spec, const JobConfig& config);
+  // The estimate alone, of the files the spec names as the job would read them.
+  absl::StatusOr<Admitted> Estimate(const v1::JobSpec& spec, JobConfig config) const;
   // What a stored job that waits to run will hold (its estimate is recomputed: the data and
   // the server's resources may have changed); an error when it cannot run here any more.
   absl::StatusOr<Admitted> AdmitStored(v1::Job* job) const;

@@ -119,6 +119,13 @@ absl::StatusOr<std::unique_ptr<TrainingJob>> Prepare(const RunRequest& r) {
   absl::StatusOr<JobConfig> config = ToJobConfig(r.spec);
   if (!config.ok()) return config.status();
   config->threads = config->threads > 0 ? std::min(config->threads, r.max_threads) : r.max_threads;
+  // Held open until the data is loaded, which Prepare does.
+  JobFiles files;
+  if (r.data != nullptr) {
+    absl::StatusOr<JobFiles> opened = r.data->Open(r.spec, &*config);
+    if (!opened.ok()) return opened.status();
+    files = *std::move(opened);
+  }
   return TrainingJob::Prepare(*config, PrepareOptions{r.backend, nullptr});
 }
 

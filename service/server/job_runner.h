@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "cajal/v1/training_service.pb.h"
 #include "core/backend/backend.h"
+#include "service/server/job_data.h"
 
 namespace cajal {
 
@@ -43,6 +44,10 @@ struct RunRequest {
   v1::JobSpec spec;
   std::string job_dir;  // created if missing
   int max_threads = 1;  // the job's compute threads: training.threads, at most this many
+  // Where the job's data files are (confined paths, uploaded data sets), opened when the job
+  // is prepared so a path swapped after SubmitJob cannot change what it reads; null: the
+  // spec's paths as they are (a local run).
+  const JobData* data = nullptr;
   // The backend to train on; null: the one training.device selects (core/backend/registry.h).
   Backend* backend = nullptr;
   // Set (by a cancel or a shutdown) to stop the run at its next step boundary.

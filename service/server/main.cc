@@ -15,6 +15,24 @@
 #include "service/server/logging.h"
 #include "service/server/server.h"
 
+namespace {
+
+// Where jobs may read data, and the limits of uploads (docs/security.md).
+void AddDataFlags(CLI::App* app, cajal::ServerOptions* o) {
+  app->add_option("--data_roots", o->data_roots,
+                  "Directories beneath which job specs may name data files, comma-separated "
+                  "(default: DATA_DIR/datasets and the builtin data directory)")
+      ->delimiter(',');
+  app->add_option("--max_dataset_bytes", o->max_dataset_bytes,
+                  "Largest data set UploadDataset accepts, bytes")
+      ->capture_default_str();
+  app->add_option("--max_datasets_bytes", o->max_datasets_bytes,
+                  "Quota: all uploaded data sets together, bytes")
+      ->capture_default_str();
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   cajal::ServerOptions o;
   o.metrics_port = 9464;
@@ -67,6 +85,7 @@ int main(int argc, char** argv) {
   app.add_option("--tls_key", o.tls_key, "PEM private key for --tls_cert");
   app.add_option("--tls_client_ca", o.tls_client_ca,
                  "PEM CA certificate: require client certificates signed by it (mTLS)");
+  AddDataFlags(&app, &o);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

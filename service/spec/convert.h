@@ -26,7 +26,18 @@ inline constexpr int kMaxEpochs = 100000;
 // kInvalidArgument naming the first bad field; OK otherwise.
 absl::Status ValidateSpec(const v1::JobSpec& spec);
 
-// Validates, then converts with every default applied.
+// Data set ids (UploadDataset): 32 lowercase hex characters, so an id never names a path.
+bool IsDatasetId(const std::string& id);
+// kInvalidArgument naming `field` unless `id` is a data set id.
+absl::Status ValidateDatasetId(const std::string& field, const std::string& id);
+
+// kInvalidArgument naming the field when the spec names an uploaded data set (csv.dataset,
+// idx.images_dataset, idx.labels_dataset): a local run (`cajal train`, `cajal evaluate`) has
+// no server to take it from.
+absl::Status RequireLocalData(const v1::JobSpec& spec);
+
+// Validates, then converts with every default applied. Data sets named by id are left for the
+// server to fill in (their paths stay empty here).
 absl::StatusOr<JobConfig> ToJobConfig(const v1::JobSpec& spec);
 
 // A job's memory estimate as the API shows it (Job.memory_estimate): the totals and the

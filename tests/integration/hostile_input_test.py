@@ -7,10 +7,11 @@ GetJob and health.
 
 Covers wrong YAML types through `cajal submit --spec` (the CLI's own parser: exit code 2 and
 the field path), negative sizes, NaN/inf, huge shapes (10^9 units, 10^4 layers; 10^7 layers is
-a message over the size limit), unknown enum numbers, empty model, preset+layers, missing data
-files, unknown builtin, hostile ids (`../`, NUL, length, case), paging fields, request_id length,
-oversize messages (the 4 MiB default and a lowered --max_message_bytes), protobuf garbage on raw
-calls and the watcher limit (--max_watchers_per_job 2).
+a message over the size limit), unknown enum numbers, empty model, preset+layers, data files
+outside the data roots or missing, unknown builtin, hostile ids (`../`, NUL, length, case) on
+every method that takes one (DeleteDataset too), paging fields, request_id length, oversize
+messages (the 4 MiB default and a lowered --max_message_bytes), protobuf garbage on raw calls
+and the watcher limit (--max_watchers_per_job 2).
 
 Resources (docs/resources.md): specs that validate but could never fit in memory (two dense
 layers of 10^6 units, an lstm of 200000 units, a conv2d of 100000 filters, batch_size 60000
@@ -28,6 +29,7 @@ import sys
 
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tools'))
+from cajal.v1 import dataset_pb2 as dpb  # noqa: E402
 from cajald_harness import (Checks, Server, grpc, health, job_spec_pb2, pb, rpc_error,  # noqa: E402
                             wait_for, xor_spec)
 
@@ -189,8 +191,6 @@ def main():
         ('loss -1', set_attr('training.loss', -1), 'training.loss: unknown enum value -1'),
         ('empty model', lambda s: s.ClearField('model'), 'model: set preset'),
         ('preset and layers', preset_and_layers, 'model: set either preset or layers, not both'),
-        ('missing idx files', idx_files, 'data.train.idx.images: no such file on the server'),
-        ('missing csv file', csv_file, 'data.train.csv.path: no such file on the server'),
         ('unknown builtin', set_attr('data.train.builtin', 'imagenet'), 'unknown data set "imagenet"'),
         ('no training data', lambda s: s.data.ClearField('train'), 'data.train: required'),
         ('label key too long', lambda s: s.labels.__setitem__('k' * 64, 'v'), 'must have 1 to 63 characters'),
@@ -198,6 +198,13 @@ def main():
     ]
     for name, mutate, fragment in cases:
         expect(name, submit(mutate), C.INVALID_ARGUMENT, fragment)
+    # Data paths must lie beneath the data roots (tests/integration/data_test.py has the rest).
+    expect('idx files outside the data roots', submit(idx_files), C.PERMISSION_DENIED,
+           'data.train.idx.images: /nonexistent/train-images-idx3-ubyte is outside the server\'s data roots')
+    expect('csv file outside the data roots', submit(csv_file), C.PERMISSION_DENIED,
+           'data.train.csv.path: ')
+    expect('missing csv file in a root', submit(lambda s: s.data.train.csv.__setattr__('path', 'no-such.csv')),
+           C.NOT_FOUND, 'data.train.csv.path: no such file under the data roots: no-such.csv')
     expect('no spec', lambda: stub.SubmitJob(pb.SubmitJobRequest(), timeout=30), C.INVALID_ARGUMENT, 'spec: required')
     # A server without a GPU refuses a job that asks for one (this machine has none).
     expect('gpu device', submit(set_attr('training.device', job_spec_pb2.DEVICE_GPU)), C.FAILED_PRECONDITION,
@@ -236,6 +243,10 @@ def main():
         for what, bad_id in bad_ids:
             expect(f'{method} id {what}', lambda: call(bad_id), C.INVALID_ARGUMENT,
                    'id: must be 32 lowercase hex characters')
+    for what, bad_id in bad_ids:
+        expect(f'DeleteDataset id {what}',
+               lambda: stub.DeleteDataset(dpb.DeleteDatasetRequest(id=bad_id), timeout=10), C.INVALID_ARGUMENT,
+               'id: must be a data set id: 32 lowercase hex characters')
     t.check('the data dir still holds the store and the job', os.path.exists(os.path.join(data, 'cajal.db')) and
             stub.GetJob(pb.GetJobRequest(id=done.id), timeout=10).state == pb.JOB_STATE_SUCCEEDED)
     expect('GetJob unknown id', lambda: methods['GetJob']('0' * 32), C.NOT_FOUND, 'not found')

@@ -748,9 +748,16 @@ TEST(DownloadOffTheReactionTest, OnnxExportRunsOnTheArtifactExecutor) {
   const std::string dir = TempDir();
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir + "/cajal.db");
   ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<std::unique_ptr<DatasetStore>> datasets =
+      DatasetStore::Open(dir + "/datasets", DatasetLimits{});
+  ASSERT_TRUE(datasets.ok()) << datasets.status();
+  absl::StatusOr<std::unique_ptr<DataRoots>> roots = DataRoots::Create({dir});
+  ASSERT_TRUE(roots.ok()) << roots.status();
+  const JobData data(roots->get(), datasets->get());
   ManagerOptions mo;
   mo.data_dir = dir;
   mo.threads_per_job = 1;
+  mo.data = &data;
   absl::StatusOr<std::unique_ptr<JobManager>> manager = JobManager::Create(mo, store->get());
   ASSERT_TRUE(manager.ok()) << manager.status();
   (*manager)->Start();
@@ -765,8 +772,9 @@ TEST(DownloadOffTheReactionTest, OnnxExportRunsOnTheArtifactExecutor) {
 
   Executor executor, artifacts;
   Authenticator auth;
+  Executor dataset_executor;
   TrainingServiceImpl service(manager->get(), &executor, &artifacts, &auth,
-                              /*max_watchers_per_job=*/8);
+                              /*max_watchers_per_job=*/8, datasets->get(), &dataset_executor);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
