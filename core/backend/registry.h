@@ -7,6 +7,7 @@
 #ifndef CAJAL_CORE_BACKEND_REGISTRY_H_
 #define CAJAL_CORE_BACKEND_REGISTRY_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -18,7 +19,7 @@ enum class DeviceChoice { kAuto, kCpu, kGpu };
 
 struct DeviceRequest {
   DeviceChoice choice = DeviceChoice::kAuto;
-  // The GPU to use (kGpu, or kAuto when it picks a GPU); -1: the first visible.
+  // The GPU to use (kGpu, or kAuto when it picks a GPU); -1: DefaultGpu().
   int gpu = -1;
 };
 
@@ -31,6 +32,22 @@ absl::StatusOr<Backend*> GetBackend(const DeviceRequest& request);
 int VisibleGpuCount();
 // Whether this build contains the CUDA backend.
 bool HasCudaBackend();
+
+// One GPU's name and memory, for per-GPU metrics.
+struct GpuInfo {
+  std::string name;  // "NVIDIA H200"
+  int64_t total_bytes = 0;
+  int64_t free_bytes = 0;  // free on the device now, whoever holds the rest
+};
+// Errors: kFailedPrecondition without the CUDA backend in this build, kInvalidArgument for a
+// gpu index out of range, kInternal naming the CUDA call that failed.
+absl::StatusOr<GpuInfo> GetGpuInfo(int gpu);
+
+// The GPU that DeviceRequest::gpu = -1 means: 0 unless set. Data-parallel ranks that share a
+// machine each set their own (the rank's local index modulo the visible GPUs) before any job
+// is prepared.
+void SetDefaultGpu(int gpu);
+int DefaultGpu();
 
 const char* DeviceChoiceName(DeviceChoice choice);  // "auto", "cpu", "gpu"
 

@@ -3,6 +3,9 @@
 #include <cstdio>
 
 #include "core/collective/mpi/mpi_collective.h"
+#if CAJAL_HAVE_NCCL
+#include "core/collective/nccl/nccl_collective.h"
+#endif
 #include "service/cli/client_commands.h"
 #include "service/cli/export_command.h"
 #include "service/cli/train_command.h"
@@ -147,6 +150,10 @@ int main(int argc, char** argv) {
         return 1;
       }
       collective = *std::move(c);
+#if CAJAL_HAVE_NCCL
+      // With GPUs: each rank on its own GPU, device buffers reduced by NCCL.
+      collective = cajal::WrapForGpus(std::move(collective));
+#endif
     }
     return cajal::RunTrain(train, collective.get());
   }
