@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <regex>
 #include <string>
@@ -26,8 +27,13 @@ inline constexpr char kFashionMnistTrain[] =
 // test (the caller checks HasFatalFailure) unless the command exits 0.
 inline std::vector<std::string> CajalTrain(const std::string& example,
                                            const std::string& extra = "") {
-  const std::string cajal = std::string(CAJAL_BINARY_DIR) + "/bin/cajal";
-  const std::string spec = std::string(CAJAL_SOURCE_DIR) + "/examples/" + example;
+  // $CAJAL_BINARY_DIR and $CAJAL_SOURCE_DIR override the build's own paths, for binaries run
+  // on another machine (scripts/gpu-check.sh --prebuilt).
+  const char* bin_env = std::getenv("CAJAL_BINARY_DIR");
+  const char* src_env = std::getenv("CAJAL_SOURCE_DIR");
+  const std::string cajal = std::string(bin_env ? bin_env : CAJAL_BINARY_DIR) + "/bin/cajal";
+  const std::string spec =
+      std::string(src_env ? src_env : CAJAL_SOURCE_DIR) + "/examples/" + example;
   EXPECT_EQ(::access(cajal.c_str(), X_OK), 0) << cajal << " is missing";
   std::string dir = ::testing::TempDir() + "/cajal_slow_XXXXXX";
   if (::mkdtemp(dir.data()) == nullptr) {

@@ -1,6 +1,9 @@
 // The device backend's layers made of element operations: activations, threshold, flatten,
 // dropout, pooling, LRN and batch norm. Each opens with its shape contract; the math is in
 // element_ops.h.
+#include <functional>
+#include <memory>
+#include <utility>
 #include <variant>
 
 #include "absl/strings/str_cat.h"
