@@ -15,9 +15,14 @@
 #include <vector>
 
 #include "core/backend/backend.h"
+#include "core/backend/registry.h"
+#include "core/collective/collective.h"
 #include "core/io/model_file.h"
 #include "core/loss/loss.h"
 #include "core/train/job.h"
+#if CAJAL_HAVE_NCCL
+#include "core/collective/nccl/nccl_collective.h"
+#endif
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/backend_parity.h"
@@ -103,6 +108,39 @@ TEST(EmulatedDeviceTest, HessianFreeIsRefusedOnAGpuKindBackend) {
   EXPECT_THAT(job.status().message(), HasSubstr("hessian_free runs on the cpu only"));
   EXPECT_THAT(job.status().message(), HasSubstr("emulated-gpu"));
 }
+
+TEST(RegistryGpuTest, GpuInfoAndTheDefaultGpuWithoutAGpu) {
+  if (VisibleGpuCount() > 0) GTEST_SKIP() << "a GPU is visible (tests/gpu checks GetGpuInfo)";
+  absl::StatusOr<GpuInfo> info = GetGpuInfo(0);
+  if (HasCudaBackend()) {
+    EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(info.status().message(), HasSubstr("gpu 0 does not exist: 0 visible"));
+  } else {
+    EXPECT_EQ(info.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(info.status().message(), HasSubstr("no CUDA backend"));
+  }
+  EXPECT_EQ(DefaultGpu(), 0);
+  SetDefaultGpu(3);
+  EXPECT_EQ(DefaultGpu(), 3);
+  // Without a GPU the default changes nothing: auto is the CPU, gpu a clear error.
+  absl::StatusOr<Backend*> any = GetBackend({DeviceChoice::kAuto});
+  ASSERT_TRUE(any.ok());
+  EXPECT_EQ(*any, CpuBackend());
+  EXPECT_EQ(GetBackend({DeviceChoice::kGpu}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  SetDefaultGpu(0);
+}
+
+#if CAJAL_HAVE_NCCL
+TEST(NcclCollectiveTest, WithoutAGpuTheHostCollectiveIsKept) {
+  if (VisibleGpuCount() > 0) GTEST_SKIP() << "a GPU is visible";
+  std::unique_ptr<Collective> host = SingleProcessCollective();
+  Collective* before = host.get();
+  std::unique_ptr<Collective> c = WrapForGpus(std::move(host));
+  EXPECT_EQ(c.get(), before);
+  EXPECT_EQ(DefaultGpu(), 0);
+}
+#endif
 
 }  // namespace
 }  // namespace cajal
