@@ -1,4 +1,5 @@
-# cajal container image: `cajald` (the entrypoint) and `cajal` (Katib trials, KFP steps).
+# cajal container image: `cajald` (the entrypoint) and `cajal` (Katib trials, KFP steps,
+# MPIJob launchers and workers).
 #
 #   docker build -t cajal:cpu .                                  # CPU (default)
 #   docker build --build-arg VARIANT=gpu -t cajal:gpu .          # CUDA 13 + cuDNN 9
@@ -46,17 +47,25 @@ RUN scripts/setup.sh && rm -rf /var/lib/apt/lists/* \
 # ---- runtime -------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime-base
 # Runtime libraries of cajal and cajald (Debian 12 names; docs/container-image.md lists why
-# each is here) and the Fashion-MNIST data set, so presets and examples work offline.
+# each is here), the Fashion-MNIST data set, so presets and examples work offline, and what
+# the MPI Operator's MPIJobs need: OpenMPI (mpirun, orted), the ssh client (launcher) and
+# sshd (workers), run as the non-root user with the configuration files copied below. The
+# host keys the openssh-server package generates are removed: the workers use the MPIJob's.
+# The user's login shell is /bin/sh, not nologin: sshd runs the command mpirun sends (orted)
+# through it.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
        libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libdnnl2 ocl-icd-libopencl1 \
        libgomp1 libyaml-cpp0.7 libsqlite3-0 libprometheus-cpp-pull1.0 \
        libprometheus-cpp-core1.0 zlib1g libssl3 libonnx1 dataset-fashion-mnist \
-    && rm -rf /var/lib/apt/lists/* \
+       openmpi-bin openssh-client openssh-server \
+    && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* \
     && groupadd --system --gid 10001 cajal \
     && useradd --system --uid 10001 --gid cajal --home-dir /var/lib/cajal --no-create-home \
-       --shell /usr/sbin/nologin cajal \
+       --shell /bin/sh cajal \
     && install -d -o cajal -g cajal -m 0750 /var/lib/cajal
+COPY deploy/training-operator/image/cajal_sshd_config /etc/ssh/cajal_sshd_config
+COPY deploy/training-operator/image/cajal-mpi-ssh.conf /etc/ssh/ssh_config.d/cajal-mpi.conf
 EXPOSE 50051 9464
 VOLUME /var/lib/cajal
 WORKDIR /var/lib/cajal

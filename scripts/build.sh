@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=build
 extra=()
+# CI=true: warnings are errors, also in a build directory configured before without it.
+[ "${CI:-}" = "true" ] && extra+=(-DCAJAL_WERROR=ON)
 if [ "${CAJAL_SANITIZE:-OFF}" = "ON" ]; then
   build_dir=build-asan
   extra+=(-DCAJAL_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)

@@ -95,6 +95,26 @@ if $built; then
   check "cajal train on builtin xor exits 0" "$trained"
   check "it prints Katib metric lines" grep -qE '^epoch=[0-9]+ loss=[0-9.]+ accuracy=[0-9.]+' <<<"$out"
   check "it writes model.cajal" grep -q '^model.cajal$' <<<"$out"
+  # What an MPIJob needs (deploy/training-operator/): OpenMPI, the ssh client and a non-root
+  # sshd. Keys laid out as the MPI Operator mounts its Secret (an ECDSA P-521 key in SEC1 PEM
+  # named id_rsa, id_rsa.pub, authorized_keys) in the user's home; sshd on a spare port runs
+  # the image's config, and ssh (the image's client config) runs cajal through it.
+  check "mpirun and orted are on PATH" inside sh -c 'command -v mpirun && command -v orted'
+  check "mpirun runs 2 ranks of cajal train" inside sh -c \
+    'mpirun -np 2 --oversubscribe --bind-to none cajal train --spec /tmp/xor.yaml --out /tmp/mpi >/dev/null'
+  out=$(inside sh -ec '
+    mkdir -p /var/lib/cajal/.ssh && cd /var/lib/cajal/.ssh
+    ssh-keygen -q -t ecdsa -b 521 -m PEM -N "" -f id_rsa && cp id_rsa.pub authorized_keys
+    /usr/sbin/sshd -t -f /etc/ssh/cajal_sshd_config && echo "sshd config ok"
+    /usr/sbin/sshd -D -e -p 22222 -f /etc/ssh/cajal_sshd_config 2>/tmp/sshd.log &
+    sleep 1
+    ssh -p 22222 127.0.0.1 "id -u; cajal train --spec /tmp/xor.yaml --out /tmp/ssh-out | tail -n 1"
+    kill $!' 2>&1) && sshed=true || sshed=false
+  echo "$out" | tail -n 3
+  check "the image's sshd config is valid as uid 10001" grep -q '^sshd config ok$' <<<"$out"
+  ssh_ok=false
+  $sshed && grep -q '^10001$' <<<"$out" && grep -q 'samples_per_sec=' <<<"$out" && ssh_ok=true
+  check "ssh into the non-root sshd with the operator's key layout runs cajal" "$ssh_ok"
   "${sudo[@]}" buildah rm "$ctr" >/dev/null
 fi
 

@@ -25,13 +25,13 @@ variable "cluster_name" {
 }
 
 variable "kubernetes_version" {
-  description = "EKS Kubernetes minor version (\"1.MINOR\"), e.g. 1.32."
+  description = "EKS Kubernetes minor version (\"1.MINOR\"), e.g. 1.34 (docs/kubeflow.md has the version matrix)."
   type        = string
-  default     = "1.32"
+  default     = "1.34"
 
   validation {
     condition     = can(regex("^1\\.(2[89]|3[0-9])$", var.kubernetes_version))
-    error_message = "kubernetes_version must be an EKS minor version of the form 1.MINOR between 1.28 and 1.39, e.g. \"1.32\" (no patch level, no leading v)."
+    error_message = "kubernetes_version must be an EKS minor version of the form 1.MINOR between 1.28 and 1.39, e.g. \"1.34\" (no patch level, no leading v)."
   }
 }
 

@@ -269,38 +269,51 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& byt
 }
 
 absl::Status WriteModelFile(const std::string& path, const ModelFile& f) {
-  Writer payload;
-  payload.Str(f.spec_json);
-  payload.Tensors(f.params);
-  payload.Pod(f.optimizer_steps);
-  payload.Tensors(f.optimizer_state);
-  const TrainerState& s = f.trainer;
-  payload.Pod(static_cast<int32_t>(s.epoch));
-  payload.Pod(s.batch_in_epoch);
-  payload.Pod(s.step);
-  payload.Pod(s.epoch_loss_sum);
-  payload.Pod(s.epoch_correct);
-  payload.Pod(s.epoch_seen);
-  payload.Pod(s.best_val_loss);
-  payload.Pod(static_cast<int32_t>(s.epochs_without_improvement));
-  payload.Pod(static_cast<uint8_t>(s.has_best));
-  payload.Str(f.extra);
-  const ModelInfo& info = f.info;
-  payload.Dims(info.input);
-  payload.Pod(static_cast<int32_t>(info.num_classes));
-  payload.Pod(static_cast<int32_t>(info.target_dim));
-  payload.Pod(info.normalization.channel_stride);
-  payload.Floats(info.normalization.shift);
-  payload.Floats(info.normalization.scale);
-  const std::string& body = payload.bytes();
+  // One buffer of the file's exact size (header, payload, CRC), reserved up front: a model's
+  // bytes are in memory once more while it is written, not three times over as a growing
+  // string and its copy would be (train/memory.cc counts this).
+  size_t tensor_bytes = f.spec_json.size() + f.extra.size() + 4096;
+  for (const auto* ts : {&f.params, &f.optimizer_state}) {
+    for (const NamedTensor& t : *ts) {
+      tensor_bytes += t.name.size() + 16 + 8 * t.shape.size() + t.data.size() * sizeof(float);
+    }
+  }
+  tensor_bytes += (f.info.normalization.shift.size() + f.info.normalization.scale.size()) * 4;
   Writer file;
+  file.bytes().reserve(tensor_bytes);
   file.bytes().append(kMagic, sizeof(kMagic));
   file.Pod(kModelFormatVersion);
-  file.Pod(static_cast<uint64_t>(body.size()));
-  file.bytes().append(body);
-  file.Pod(static_cast<uint32_t>(
-      crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
-  return WriteFileAtomically(path, file.bytes());
+  const size_t length_at = file.bytes().size();
+  file.Pod(uint64_t{0});  // the payload's length, patched below
+  const size_t body_at = file.bytes().size();
+  file.Str(f.spec_json);
+  file.Tensors(f.params);
+  file.Pod(f.optimizer_steps);
+  file.Tensors(f.optimizer_state);
+  const TrainerState& s = f.trainer;
+  file.Pod(static_cast<int32_t>(s.epoch));
+  file.Pod(s.batch_in_epoch);
+  file.Pod(s.step);
+  file.Pod(s.epoch_loss_sum);
+  file.Pod(s.epoch_correct);
+  file.Pod(s.epoch_seen);
+  file.Pod(s.best_val_loss);
+  file.Pod(static_cast<int32_t>(s.epochs_without_improvement));
+  file.Pod(static_cast<uint8_t>(s.has_best));
+  file.Str(f.extra);
+  const ModelInfo& info = f.info;
+  file.Dims(info.input);
+  file.Pod(static_cast<int32_t>(info.num_classes));
+  file.Pod(static_cast<int32_t>(info.target_dim));
+  file.Pod(info.normalization.channel_stride);
+  file.Floats(info.normalization.shift);
+  file.Floats(info.normalization.scale);
+  std::string& bytes = file.bytes();
+  const uint64_t length = bytes.size() - body_at;
+  std::memcpy(bytes.data() + length_at, &length, sizeof(length));
+  file.Pod(static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(bytes.data() + body_at),
+                                         static_cast<z_size_t>(length))));
+  return WriteFileAtomically(path, bytes);
 }
 
 absl::StatusOr<ModelFile> ReadModelFile(const std::string& path) {
@@ -332,7 +345,7 @@ absl::StatusOr<ModelFile> ReadModelFile(const std::string& path) {
   uint32_t stored_crc;
   std::memcpy(&stored_crc, body + size, 4);
   const uint32_t crc = static_cast<uint32_t>(
-      crc32(0, reinterpret_cast<const Bytef*>(body), static_cast<uInt>(size)));
+      crc32_z(0, reinterpret_cast<const Bytef*>(body), static_cast<z_size_t>(size)));
   if (crc != stored_crc) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": model file is corrupt (checksum)"));
   }

@@ -22,7 +22,9 @@ absl::StatusOr<bool> Checkpointer::Resume() {
     return absl::Status(file.status().code(),
                         absl::StrCat("cannot resume from ", path_, ": ", file.status().message()));
   }
-  if (file->spec_json != spec_json_) {
+  const bool same =
+      same_spec_ != nullptr ? same_spec_(file->spec_json) : file->spec_json == spec_json_;
+  if (!same) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the checkpoint ", path_,
         " was written by a job with a different spec; resume with the same spec and --set "

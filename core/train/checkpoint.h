@@ -13,6 +13,7 @@
 #ifndef CAJAL_CORE_TRAIN_CHECKPOINT_H_
 #define CAJAL_CORE_TRAIN_CHECKPOINT_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -22,10 +23,18 @@ namespace cajal {
 
 class Checkpointer {
  public:
-  // `spec_json`: the job's spec in its canonical JSON form; a checkpoint of another spec is
-  // refused on Resume.
-  Checkpointer(TrainingJob* job, std::string path, std::string spec_json)
-      : job_(job), path_(std::move(path)), spec_json_(std::move(spec_json)) {}
+  // Whether a checkpoint's spec (its JSON) is this job's: the service compares the specs
+  // without their reporting fields (SameTraining); null compares the JSON text.
+  using SpecMatcher = std::function<bool(const std::string& checkpoint_spec_json)>;
+
+  // `spec_json`: the job's spec in its canonical JSON form, stored in every checkpoint; a
+  // checkpoint of another spec is refused on Resume.
+  Checkpointer(TrainingJob* job, std::string path, std::string spec_json,
+               SpecMatcher same_spec = nullptr)
+      : job_(job),
+        path_(std::move(path)),
+        spec_json_(std::move(spec_json)),
+        same_spec_(std::move(same_spec)) {}
 
   const std::string& path() const { return path_; }
 
@@ -44,6 +53,7 @@ class Checkpointer {
   TrainingJob* job_;
   std::string path_;
   std::string spec_json_;
+  SpecMatcher same_spec_;
 };
 
 }  // namespace cajal

@@ -1,6 +1,7 @@
 #include "core/train/data_parallel.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/util/status_macros.h"
 
@@ -58,10 +59,12 @@ absl::Status GradientReducer::OnLayerBackward(int layer) {
 absl::Status GradientReducer::Finish() {
   for (size_t k = started_; k < buckets_.size(); ++k) RETURN_IF_ERROR(Start(k));
   absl::Status status;
+  const auto start = std::chrono::steady_clock::now();
   for (Collective::Request r : pending_) {
     absl::Status s = collective_->Wait(r);
     if (status.ok()) status = s;
   }
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   pending_.clear();
   started_ = 0;
   return status;

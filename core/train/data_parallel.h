@@ -48,6 +48,8 @@ class GradientReducer : public BackwardListener {
     int first_layer = 0;  // the lowest layer whose parameters it holds
   };
   const std::vector<Bucket>& buckets() const { return buckets_; }
+  // Seconds Finish spent waiting for sums, in all.
+  double wait_seconds() const { return wait_seconds_; }
 
  private:
   GradientReducer() = default;
@@ -59,6 +61,7 @@ class GradientReducer : public BackwardListener {
   std::vector<int> bucket_of_layer_;  // -1: no bucket starts after this layer
   std::vector<Collective::Request> pending_;
   size_t started_ = 0;
+  double wait_seconds_ = 0;
 };
 
 }  // namespace cajal

@@ -53,10 +53,13 @@ bool LastIs(const std::vector<LayerSpec>& layers, Activation kind) {
   return a != nullptr && a->kind == kind;
 }
 
-// The threads of one rank: its share of the cores this process may use (data-parallel ranks
-// on one machine divide them), at most training.threads.
+// The threads of one rank: its share of the cores this process may use, at most
+// training.threads. Data-parallel ranks on one machine divide the cores among them, unless the
+// launcher already bound each rank to cores of its own (mpirun's default for few ranks).
 int RankThreads(int requested, const Collective& collective) {
-  const int share = std::max(1, AvailableCores() / std::max(1, collective.local_size()));
+  const int local = collective.local_size();
+  const int share =
+      local > 1 && !AffinityRestricted() ? std::max(1, AvailableCores() / local) : AvailableCores();
   return requested > 0 ? std::min(requested, share) : share;
 }
 

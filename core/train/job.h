@@ -152,6 +152,11 @@ struct TrainResult {
   bool has_test = false;
   EvalResult test;
   StopReason stop_reason = StopReason::kCompleted;
+  // Data-parallel: time the training thread waited for gradient sums (beyond what overlapped
+  // with the backward pass), and the digest of the trainable parameters, checked equal on
+  // every rank after training (FNV-1a 64 of their bytes).
+  double reduce_wait_seconds = 0;
+  uint64_t param_digest = 0;
 };
 
 class GradientReducer;
@@ -223,6 +228,8 @@ class TrainingJob {
   // loop.cc: the steps of epochs in this rank's share, and this rank's slice of a step.
   int64_t StepsPerEpoch() const;
   std::pair<int64_t, int64_t> RankSlice(int64_t global_start, int64_t global_n) const;
+  // Data-parallel: the trainable parameters' digest, the same on every rank, or kInternal.
+  absl::StatusOr<uint64_t> CheckReplicas();
 
   JobConfig config_;
   Backend* backend_ = nullptr;

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/train/data_parallel.h"
 #include "core/train/job.h"
 #include "core/util/status_macros.h"
 
@@ -27,7 +28,35 @@ std::vector<int64_t> EpochOrder(const std::vector<int64_t>& indices, uint64_t se
   return order;
 }
 
+// FNV-1a, 64 bits, of `n` bytes.
+uint64_t Fnv1a(const void* data, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
 }  // namespace
+
+// Every rank applies the same summed gradients to the same parameters, so the replicas stay
+// bit-identical; this checks it (a failure means a reduction gave ranks different sums).
+absl::StatusOr<uint64_t> TrainingJob::CheckReplicas() {
+  ParamStore& p = network_->params();
+  std::vector<float> host;
+  RETURN_IF_ERROR(p.ReadValues(&host));
+  const uint64_t digest = Fnv1a(host.data(), p.trainable_total() * sizeof(float));
+  std::string root = std::to_string(digest);
+  RETURN_IF_ERROR(collective_->Broadcast(&root, 0));
+  double differ = root == std::to_string(digest) ? 0 : 1;
+  RETURN_IF_ERROR(collective_->AllReduceSum(&differ, 1));
+  if (differ > 0) {
+    return absl::InternalError(absl::StrCat(
+        "after training the parameters of ", static_cast<int>(differ),
+        " rank(s) differ from rank 0's (this rank's digest ", absl::Hex(digest), ", rank 0's ",
+        root, "); the gradient reductions did not give every rank the same sums"));
+  }
+  return digest;
+}
 
 // One step takes batch_size examples per rank. Data-parallel, an epoch's last step is dropped
 // when it has fewer examples than ranks (some rank would have none).
@@ -154,6 +183,10 @@ absl::StatusOr<TrainResult> TrainingJob::Run(TrainObserver* observer) {
     }
   }
   result.steps = s.step;
+  if (distributed) {
+    result.reduce_wait_seconds = reducer_->wait_seconds();
+    ASSIGN_OR_RETURN(result.param_digest, CheckReplicas());
+  }
   result.train_seconds = std::chrono::duration<double>(busy).count();
   result.samples_per_sec = result.train_seconds > 0 ? examples / result.train_seconds : 0;
   if (test_ && result.stop_reason != StopReason::kCancelled) {

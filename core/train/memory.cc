@@ -82,11 +82,12 @@ int StateBuffers(OptimizerKind kind) {
 class Ledger {
  public:
   explicit Ledger(bool device) : device_(device) {}
-  void Add(std::string where, std::string what, int64_t bytes, bool on_device) {
+  void Add(std::string where, std::string what, int64_t bytes, bool on_device,
+           bool whole_model = false) {
     if (bytes <= 0) return;
     const bool device = on_device && device_;
     (device ? e.device_bytes : e.host_bytes) += bytes;
-    e.items.push_back({std::move(where), std::move(what), bytes, device});
+    e.items.push_back({std::move(where), std::move(what), bytes, device, whole_model});
   }
   MemoryEstimate e;
 
@@ -94,14 +95,25 @@ class Ledger {
   bool device_;
 };
 
-// The buffers of one plan (batch, mode): activations, their gradients, the kernels' own.
+std::string Where(const std::vector<LayerSpec>& layers, size_t i) {
+  return absl::StrCat("model.layers.", i, ".", LayerKindName(layers[i]));
+}
+
+// Bytes per layer of every plan: its output activations and their gradients, and what its
+// kernels allocate of their own.
+struct PlanBytes {
+  int64_t inputs = 0;  // the input batches
+  std::map<size_t, int64_t> activations, kernels;
+};
+
+// The buffers of one plan (batch, mode).
 void AddPlan(const std::vector<LayerSpec>& layers, const std::vector<Shape>& shapes, int64_t batch,
-             Mode mode, Backend* backend, std::map<std::string, int64_t>* kernel_bytes,
-             int64_t* activation_bytes) {
+             Mode mode, Backend* backend, PlanBytes* bytes) {
   const bool train = mode == Mode::kTrain;
-  for (size_t i = 0; i < shapes.size(); ++i) {
-    const int64_t b = batch * NumElements(shapes[i]) * kFloat;
-    *activation_bytes += b + (train && i > 0 ? b : 0);
+  bytes->inputs += batch * NumElements(shapes[0]) * kFloat;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const int64_t b = batch * NumElements(shapes[i + 1]) * kFloat;
+    bytes->activations[i] += train ? 2 * b : b;
   }
   for (size_t i = 0; i < layers.size(); ++i) {
     KernelArgs args;
@@ -113,8 +125,7 @@ void AddPlan(const std::vector<LayerSpec>& layers, const std::vector<Shape>& sha
     // Shapes only: a non-null diff_src says whether the input needs a gradient.
     static float sentinel;
     args.diff_src = train && i > 0 ? &sentinel : nullptr;
-    (*kernel_bytes)[absl::StrCat("model.layers.", i, ".", LayerKindName(layers[i]))] +=
-        backend->KernelBytes(layers[i], args);
+    bytes->kernels[i] += backend->KernelBytes(layers[i], args);
   }
 }
 
@@ -122,10 +133,12 @@ void AddPlan(const std::vector<LayerSpec>& layers, const std::vector<Shape>& sha
 
 const MemoryItem& MemoryEstimate::Biggest() const {
   static const MemoryItem kNone;
-  if (items.empty()) return kNone;
-  return *std::max_element(items.begin(), items.end(), [](const MemoryItem& a, const MemoryItem& b) {
-    return a.bytes < b.bytes;
-  });
+  const MemoryItem* best = nullptr;
+  for (const MemoryItem& i : items) {
+    if (!i.whole_model && (best == nullptr || i.bytes > best->bytes)) best = &i;
+  }
+  if (best != nullptr) return *best;
+  return items.empty() ? kNone : items.front();
 }
 
 absl::StatusOr<MemoryEstimate> EstimateMemory(const JobConfig& c, const EstimateOptions& options) {
@@ -169,7 +182,7 @@ absl::StatusOr<MemoryEstimate> EstimateMemory(const JobConfig& c, const Estimate
     const int64_t floats = StoreFloats(decls, false);
     total_floats += floats;
     for (const ParamDecl& d : decls) ledger.e.parameters += NumElements(d.shape);
-    const std::string where = absl::StrCat("model.layers.", i, ".", LayerKindName(layers[i]));
+    const std::string where = Where(layers, i);
     ledger.Add(where, "parameters", floats * kFloat, true);
     ledger.Add(where, "gradients", floats * kFloat, true);
     ledger.Add(where, "optimizer state", states * floats * kFloat, true);
@@ -177,14 +190,13 @@ absl::StatusOr<MemoryEstimate> EstimateMemory(const JobConfig& c, const Estimate
 
   // Plans: the training batch and a shorter last one; evaluation batches for the validation
   // and test sets (each a full batch and its own remainder).
-  std::map<std::string, int64_t> kernel_bytes;
-  int64_t activation_bytes = 0;
+  PlanBytes plan_bytes;
   std::map<std::pair<int64_t, Mode>, bool> plans;
   const int64_t b = c.batch_size;
   auto plan = [&](int64_t batch, Mode mode) {
     if (batch <= 0 || plans[{batch, mode}]) return;
     plans[{batch, mode}] = true;
-    AddPlan(layers, shapes, batch, mode, backend, &kernel_bytes, &activation_bytes);
+    AddPlan(layers, shapes, batch, mode, backend, &plan_bytes);
   };
   plan(std::min(b, fitted), Mode::kTrain);
   plan(fitted % b, Mode::kTrain);
@@ -193,9 +205,28 @@ absl::StatusOr<MemoryEstimate> EstimateMemory(const JobConfig& c, const Estimate
     plan(std::min(b, examples), Mode::kEval);
     plan(examples % b, Mode::kEval);
   }
-  ledger.Add("plans", "activations and their gradients", activation_bytes, true);
-  for (const auto& [where, bytes] : kernel_bytes) {
-    ledger.Add(where, "kernel buffers", bytes, true);
+  if (c.optimizer.kind == OptimizerKind::kHessianFree) {
+    // The Gauss-Newton products' own training plan at the curvature batch and their
+    // R-activations (optim/gauss_newton.h).
+    const int64_t hf_batch = c.optimizer.hessian_free.curvature_batch_size;
+    const int64_t curvature =
+        std::clamp<int64_t>(hf_batch > 0 ? hf_batch : std::min(b, fitted) / 4, 1, b);
+    plan(curvature, Mode::kTrain);
+    int64_t r = 0;
+    for (const Shape& shape : shapes) r += curvature * NumElements(shape) * kFloat;
+    ledger.Add("optimizer", "gauss-newton R-activations", r, false);
+    // HF's vectors (gradient, θ0, preconditioner, warm start, scratch), CG's (x, r, y, p, Ap)
+    // and the saved iterates (⌈1.3^j⌉ up to the iteration limit), each a store's size.
+    int saved = 1;
+    for (double g = 1; g < c.optimizer.hessian_free.cg_max_iterations; g *= 1.3) ++saved;
+    ledger.Add("optimizer", "hessian-free vectors", (10 + saved) * total_floats * kFloat, false,
+               /*whole_model=*/true);
+  }
+  ledger.Add("plans", "input batches", plan_bytes.inputs, true);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    ledger.Add(Where(layers, i), "activations and their gradients", plan_bytes.activations[i],
+               true);
+    ledger.Add(Where(layers, i), "kernel buffers", plan_bytes.kernels[i], true);
   }
   // The batch's labels and targets, and host staging where the device is not host memory.
   const int64_t target_bytes = b * std::max(1, train.target_dim) * kFloat;
@@ -204,15 +235,13 @@ absl::StatusOr<MemoryEstimate> EstimateMemory(const JobConfig& c, const Estimate
     ledger.Add("plans", "host staging",
                b * NumElements(train.shape) * kFloat + b * 4 + target_bytes, false);
   }
-  if (c.optimizer.kind == OptimizerKind::kHessianFree) {
-    // HF's vectors (gradient, θ0, preconditioner, warm start, scratch), CG's (x, r, y, p, Ap)
-    // and the saved iterates (⌈1.3^j⌉ up to the iteration limit), each a store's size.
-    int saved = 1;
-    for (double g = 1; g < c.optimizer.hessian_free.cg_max_iterations; g *= 1.3) ++saved;
-    ledger.Add("optimizer", "hessian-free vectors", (10 + saved) * total_floats * kFloat, false);
-  }
+  // Saving the model or a checkpoint (and reading one back to resume): its tensors copied to
+  // the host, and the file's bytes.
+  ledger.Add("model file", "a copy while it is saved or read",
+             (2 * (1 + states) + 1) * total_floats * kFloat, false, /*whole_model=*/true);
   if (options.ranks > 1) {
-    ledger.Add("data-parallel", "gradient buckets in flight", total_floats * kFloat, false);
+    ledger.Add("data-parallel", "gradient buckets in flight", total_floats * kFloat, false,
+               /*whole_model=*/true);
   }
   if (options.include_runtime) {
     ledger.Add("runtime", "libraries and threads", kRuntimeBaselineBytes, false);
@@ -257,14 +286,14 @@ MemoryBudget ProcessMemoryBudget() {
     const int64_t current = std::max<int64_t>(ReadNumber("/sys/fs/cgroup/memory.current"), rss);
     const int64_t free = max - std::max<int64_t>(0, current - kRuntimeBaselineBytes);
     return {std::max<int64_t>(0, free / 10 * 9),
-            absl::StrCat("the cgroup's memory.max ", FormatBytes(max), " less what is in use and "
+            absl::StrCat("the cgroup's memory.max ", FormatBytes(max),
+                         " less what is in use and "
                          "10%")};
   }
   const int64_t available = ProcField("/proc/meminfo", "MemAvailable");
   if (available > 0) {
     return {std::max<int64_t>(0, (available - used_beyond_baseline) / 10 * 9),
-            absl::StrCat("the machine's available memory ", FormatBytes(available),
-                         " less 10%")};
+            absl::StrCat("the machine's available memory ", FormatBytes(available), " less 10%")};
   }
   return {INT64_MAX, "no memory limit found"};
 }
@@ -301,17 +330,21 @@ absl::StatusOr<int64_t> ParseBytes(const std::string& text) {
   }
   std::string unit = t.substr(digits);
   unit = std::string(absl::StripAsciiWhitespace(unit));
-  static const std::map<std::string, double> kUnits = {
-      {"", 1},      {"b", 1},       {"k", 1e3},      {"kb", 1e3},  {"m", 1e6},
-      {"mb", 1e6},  {"g", 1e9},     {"gb", 1e9},     {"t", 1e12},  {"tb", 1e12},
-      {"kib", 1024}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1099511627776.0}};
+  static const std::map<std::string, double> kUnits = {{"", 1},          {"b", 1},
+                                                       {"k", 1e3},       {"kb", 1e3},
+                                                       {"m", 1e6},       {"mb", 1e6},
+                                                       {"g", 1e9},       {"gb", 1e9},
+                                                       {"t", 1e12},      {"tb", 1e12},
+                                                       {"kib", 1024},    {"mib", 1 << 20},
+                                                       {"gib", 1 << 30}, {"tib", 1099511627776.0}};
   auto it = kUnits.find(unit);
   if (it == kUnits.end()) {
     return absl::InvalidArgumentError(
         absl::StrCat("\"", text, "\": unknown unit \"", unit, "\" (B, KB, MB, GB, TB, KiB, ...)"));
   }
   const double bytes = number * it->second;
-  if (bytes > 9.2e18) return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is too large"));
+  if (bytes > 9.2e18)
+    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is too large"));
   return static_cast<int64_t>(bytes);
 }
 

@@ -30,13 +30,16 @@ namespace cajal {
 // The resident memory of a `cajal train` process before it loads anything: the libraries
 // (gRPC, protobuf, oneDNN, OpenMP), their threads' stacks and oneDNN's scratch. Measured on the
 // project's machine (docs/resources.md); a server counts its own baseline once, not per job.
-inline constexpr int64_t kRuntimeBaselineBytes = int64_t{48} << 20;
+inline constexpr int64_t kRuntimeBaselineBytes = int64_t{30} << 20;
 
 struct MemoryItem {
   std::string where;  // "model.layers.0 (dense)", "data.train", "plans", "runtime"
   std::string what;   // "parameters", "gradients", "optimizer state", "activations", ...
   int64_t bytes = 0;
   bool device = false;  // in the backend's own memory (a GPU), not the host's
+  // Proportional to the whole model (copies while saving, Hessian-free's vectors) rather than
+  // a part of it: never named as the biggest part when a part is there to name.
+  bool whole_model = false;
 };
 
 struct MemoryEstimate {
@@ -45,15 +48,15 @@ struct MemoryEstimate {
   int64_t device_bytes = 0;  // 0 unless the backend's memory is not host memory
   std::vector<MemoryItem> items;
 
-  // The largest single item (ties: the first).
+  // The largest item that is a part of the job (a layer, a data set), not a whole-model copy.
   const MemoryItem& Biggest() const;
   // host + device.
   int64_t total_bytes() const { return host_bytes + device_bytes; }
 };
 
 struct EstimateOptions {
-  Backend* backend = nullptr;  // null: the CPU backend
-  int ranks = 1;               // data-parallel ranks (each holds a whole copy)
+  Backend* backend = nullptr;   // null: the CPU backend
+  int ranks = 1;                // data-parallel ranks (each holds a whole copy)
   bool include_runtime = true;  // the process baseline (kRuntimeBaselineBytes)
 };
 

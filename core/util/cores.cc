@@ -1,6 +1,7 @@
 #include "core/util/cores.h"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -41,6 +42,13 @@ int AvailableCores() {
   const int quota = CgroupQuotaCores();
   if (quota > 0) cores = std::min(cores, quota);
   return std::max(1, cores);
+}
+
+bool AffinityRestricted() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return false;
+  return CPU_COUNT(&set) < sysconf(_SC_NPROCESSORS_ONLN);
 }
 
 double PeakRssMb() {

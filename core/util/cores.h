@@ -7,6 +7,10 @@ namespace cajal {
 
 int AvailableCores();
 
+// Whether this process's affinity mask leaves out some of the machine's online CPUs (an MPI
+// launcher that binds each rank to its cores, taskset, a cpuset).
+bool AffinityRestricted();
+
 // Peak resident set size of this process in MiB (VmHWM), or -1 when unknown.
 double PeakRssMb();
 

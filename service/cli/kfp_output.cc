@@ -84,9 +84,14 @@ std::string ExecutorOutputJson(const std::string& artifact,
        .mutable_list_value()
        ->add_values()
        ->mutable_struct_value() = runtime_artifact;
-  Struct output;  // ExecutorOutput{artifacts: map<string, ArtifactList>}
+  // ExecutorOutput{artifacts: map<string, ArtifactList>, parameterValues: map<string, Value>}
+  Struct output;
   Struct* artifacts = (*output.mutable_fields())["artifacts"].mutable_struct_value();
   *(*artifacts->mutable_fields())[artifact].mutable_struct_value() = artifact_list;
+  Struct* parameters = (*output.mutable_fields())["parameterValues"].mutable_struct_value();
+  for (const auto& [name, value] : metrics) {
+    (*parameters->mutable_fields())[name].set_number_value(value);
+  }
   return ToJson(output);
 }
 

@@ -10,6 +10,9 @@
 // launcher reads after the command exits:
 //   {"artifacts": {"metrics": {"artifacts": [{"name": "metrics",
 //                                              "metadata": {"val_accuracy": 0.8731, ...}}]}}}
+// The same values also go to `parameterValues`, so a component that declares an output
+// parameter of one of those names (NUMBER_DOUBLE `test_accuracy`) passes it downstream, where a
+// pipeline can branch on it; the launcher ignores values no output declares.
 // KFP v1 reads `{"metrics": [{"name": "val-accuracy", "numberValue": 0.8731,
 // "format": "PERCENTAGE"}, ...]}` from the `MLPipeline Metrics` output; names must match
 // ^[a-zA-Z]([-_a-zA-Z0-9]{0,62}[a-zA-Z0-9])?$.
@@ -38,7 +41,8 @@ struct KfpOutputOptions {
 // are left out. Values are rounded to 6 significant digits.
 std::vector<std::pair<std::string, double>> FinalMetrics(const v1::TrainingReport& report);
 
-// KFP v2 ExecutorOutput JSON with `metrics` in the metadata of output artifact `artifact`.
+// KFP v2 ExecutorOutput JSON with `metrics` in the metadata of output artifact `artifact` and
+// as parameter values.
 std::string ExecutorOutputJson(const std::string& artifact,
                                const std::vector<std::pair<std::string, double>>& metrics);
 

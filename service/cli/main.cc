@@ -2,7 +2,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "absl/time/time.h"
 #include "core/collective/mpi/mpi_collective.h"
+#include "core/train/memory.h"
 #if CAJAL_HAVE_NCCL
 #include "core/collective/nccl/nccl_collective.h"
 #endif
@@ -19,7 +21,13 @@ int main(int argc, char** argv) {
 
   cajal::TrainOptions train;
   CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a job spec and exit");
-  train_cmd->add_option("--spec", train.spec_path, "Job spec (YAML or JSON)")->required();
+  CLI::Option* spec_file =
+      train_cmd->add_option("--spec", train.spec_path, "Job spec file (YAML or JSON)");
+  train_cmd
+      ->add_option("--spec-text", train.spec_text,
+                   "The job spec itself, as YAML or JSON text (a KFP string parameter); "
+                   "instead of --spec")
+      ->excludes(spec_file);
   train_cmd
       ->add_option("--set", train.overrides,
                    "Override a spec field: path=value, e.g. model.layers.0.dense.units=512 "
@@ -48,10 +56,48 @@ int main(int argc, char** argv) {
                         "Write the final metrics as KFP v1 MLPipeline Metrics JSON here");
   train_cmd->add_option("--model-out", train.kfp.model_out_path,
                         "Also copy model.cajal to this path (a KFP {outputPath: model})");
+  train_cmd->add_flag("--dry-run,--dry_run", train.dry_run,
+                      "Print the job's memory estimate and parameter count, check it against "
+                      "the budget and exit (0: fits, 2: does not) without training");
+  train_cmd
+      ->add_option(
+          "--max_memory",
+          [&train](const CLI::results_t& r) {
+            absl::StatusOr<int64_t> bytes = cajal::ParseBytes(r[0]);
+            if (!bytes.ok() || *bytes <= 0) {
+              throw CLI::ValidationError(
+                  "--max_memory",
+                  bytes.ok() ? "must be > 0" : std::string(bytes.status().message()));
+            }
+            train.max_memory = *bytes;
+            return true;
+          },
+          "Memory budget of the job (e.g. 4GB, 512MiB); default: what the process may use "
+          "(cgroup memory.max, else available memory), less 10%")
+      ->type_name("SIZE");
   train_cmd->add_option("--checkpoint_dir", train.checkpoint_dir,
                         "Checkpoint into DIR/checkpoint.cajal (every "
                         "training.checkpoint_every_steps, each epoch, on SIGTERM) and resume "
                         "from it when it exists; under mpirun a directory every rank shares");
+  train_cmd->add_flag("--katib-push", train.katib_push,
+                      "Report each epoch's metrics to Katib's db-manager (Experiments with "
+                      "metricsCollectorSpec.collector.kind: Push)");
+  train_cmd
+      ->add_option("--katib-db-manager", train.katib.address,
+                   "host:port of katib-db-manager, with --katib-push")
+      ->capture_default_str();
+  train_cmd
+      ->add_option("--katib-trial-name", train.katib.trial_name,
+                   "Trial the metrics belong to, with --katib-push (default: $KATIB_TRIAL_NAME, "
+                   "which Katib sets)")
+      ->envname("KATIB_TRIAL_NAME");
+  double katib_timeout_s = absl::ToDoubleSeconds(train.katib.timeout);
+  train_cmd
+      ->add_option("--katib-push-timeout", katib_timeout_s,
+                   "Seconds to wait for katib-db-manager at start and for each report, retries "
+                   "included; then the trial fails")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 
   cajal::EvaluateOptions eval;
   CLI::App* eval_cmd = app.add_subcommand("evaluate", "Report loss and accuracy of a saved model");
@@ -141,6 +187,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (train_cmd->parsed()) {
+    train.katib.timeout = absl::Seconds(katib_timeout_s);
+    // SIGTERM stops the run at a step boundary; taken before MPI starts its threads.
+    cajal::TermSignal term;
     // Under mpirun (or the MPI Operator's launcher) the ranks train one model together.
     std::unique_ptr<cajal::Collective> collective;
     if (cajal::LaunchedByMpi()) {
@@ -155,7 +204,13 @@ int main(int argc, char** argv) {
       collective = cajal::WrapForGpus(std::move(collective));
 #endif
     }
-    return cajal::RunTrain(train, collective.get());
+    // The core returns statuses; this is the last guard that no input ends in an abort.
+    try {
+      return cajal::RunTrain(train, collective.get(), &term);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cajal: training failed: %s\n", e.what());
+      return 1;
+    }
   }
   if (eval_cmd->parsed()) return cajal::RunEvaluate(eval);
   if (export_cmd->parsed()) return cajal::RunExport(export_opts);

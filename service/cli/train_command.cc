@@ -1,15 +1,12 @@
 #include "service/cli/train_command.h"
 
-#include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,11 +15,13 @@
 #include "core/backend/backend.h"
 #include "core/io/model_file.h"
 #include "core/train/checkpoint.h"
+#include "core/train/memory.h"
 #include "core/util/cores.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "service/cli/kfp_output.h"
 #include "service/cli/metrics_lines.h"
+#include "service/katib/push_observer.h"
 #include "service/spec/convert.h"
 #include "service/spec/spec_loader.h"
 #include "service/tfevents/event_observer.h"
@@ -165,34 +164,6 @@ int FailCode(const absl::Status& s) {
   }
 }
 
-// SIGTERM (Kubernetes evicting the pod, mpirun passing it on) asks the run to stop at the next
-// step boundary and checkpoint. Taken with sigwait on a thread of its own: the signal is
-// blocked in every other thread (MPI's and OpenMP's inherit the mask).
-class TermSignal {
- public:
-  TermSignal() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this] {
-      int sig = 0;
-      if (sigwait(&set_, &sig) == 0 && sig == SIGTERM) received_.store(true);
-    });
-  }
-  ~TermSignal() {
-    // Wake the waiting thread if no signal came, and restore the mask.
-    if (!received_.load()) pthread_kill(thread_.native_handle(), SIGTERM);
-    thread_.join();
-    pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
-  }
-  bool received() const { return received_.load(std::memory_order_relaxed); }
-
- private:
-  sigset_t set_;
-  std::atomic<bool> received_{false};
-  std::thread thread_;
-};
-
 // Checkpoints at the boundaries the service uses and stops on SIGTERM; forwards everything to
 // `next` (rank 0's printing observer, or nothing on the other ranks).
 class CheckpointingObserver : public TrainObserver {
@@ -231,7 +202,7 @@ class CheckpointingObserver : public TrainObserver {
 
 // Rank 0's outputs of a finished run: the final line, model.cajal, metrics.json, KFP outputs.
 int WriteOutputs(const TrainOptions& o, const v1::JobSpec& spec, TrainingJob& job,
-                 const TrainResult& result, PrintingObserver& observer) {
+                 const TrainResult& result, PrintingObserver& observer, KatibPushObserver* katib) {
   v1::TrainingReport& report = observer.report;
   report.set_stop_reason(StopReasonName(result.stop_reason));
   report.set_steps(result.steps);
@@ -246,6 +217,11 @@ int WriteOutputs(const TrainOptions& o, const v1::JobSpec& spec, TrainingJob& jo
       observer.Add(result.steps, job.state().epoch, "test_accuracy", result.test.accuracy);
       absl::StrAppendFormat(&final_line, "test_accuracy=%.4f ", result.test.accuracy);
     }
+  }
+  if (katib != nullptr && result.has_test) {
+    std::vector<std::pair<std::string, double>> test = {{"test_loss", result.test.loss}};
+    if (job.train_data().classification()) test.push_back({"test_accuracy", result.test.accuracy});
+    if (absl::Status s = katib->ReportFinal(test); !s.ok()) return Fail(kExitFailed, s);
   }
   const std::string model_path = o.out_dir + "/model.cajal";
   absl::StatusOr<ModelFile> model = SnapshotJob(job, SpecToJson(spec));
@@ -264,12 +240,40 @@ int WriteOutputs(const TrainOptions& o, const v1::JobSpec& spec, TrainingJob& jo
   return kExitOk;
 }
 
-int RunTrainOn(const TrainOptions& o, Collective& collective) {
+int RunTrainOn(const TrainOptions& o, Collective& collective, const TermSignal* term) {
   const bool rank0 = collective.rank() == 0;
-  absl::StatusOr<v1::JobSpec> spec = LoadSpecFile(o.spec_path, o.overrides);
+  if (o.spec_path.empty() == o.spec_text.empty()) {
+    return Fail(kExitBadSpec, absl::InvalidArgumentError("give the job spec with --spec FILE "
+                                                         "or --spec-text TEXT (one of them)"));
+  }
+  absl::StatusOr<v1::JobSpec> spec = o.spec_text.empty() ? LoadSpecFile(o.spec_path, o.overrides)
+                                                         : ParseSpec(o.spec_text, o.overrides);
   if (!spec.ok()) return Fail(kExitBadSpec, spec.status());
   absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
   if (!config.ok()) return Fail(kExitBadSpec, config.status());
+  // Admission: the estimate against the budget, before anything is loaded or allocated.
+  absl::StatusOr<Backend*> backend = GetBackend({config->device});
+  if (!backend.ok()) return Fail(FailCode(backend.status()), backend.status());
+  absl::StatusOr<MemoryEstimate> estimate =
+      EstimateMemory(*config, {*backend, collective.size(), /*include_runtime=*/true});
+  if (!estimate.ok()) return Fail(kExitBadSpec, estimate.status());
+  MemoryBudget budget =
+      o.max_memory > 0 ? FlagBudget(o.max_memory, "--max_memory") : ProcessMemoryBudget();
+  if (o.max_memory <= 0 && collective.local_size() > 1) {
+    // Ranks on one machine share its memory.
+    budget.bytes /= collective.local_size();
+    budget.source += absl::StrCat(", divided among ", collective.local_size(), " local ranks");
+  }
+  const absl::Status fits = CheckBudget(*estimate, budget);
+  if (o.dry_run) {
+    if (rank0) {
+      std::fputs(FormatEstimate(*estimate).c_str(), stdout);
+      std::printf("budget=%s (%s) fits=%s\n", FormatBytes(budget.bytes).c_str(),
+                  budget.source.c_str(), fits.ok() ? "yes" : "no");
+    }
+    return fits.ok() ? kExitOk : Fail(kExitBadSpec, fits);
+  }
+  if (!fits.ok()) return Fail(kExitBadSpec, fits);
   if (rank0) {
     if (absl::Status s = MakeDir(o.out_dir, "--out"); !s.ok()) return Fail(kExitBadSpec, s);
   }
@@ -279,7 +283,7 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
     }
   }
   absl::StatusOr<std::unique_ptr<TrainingJob>> job =
-      TrainingJob::Prepare(*config, PrepareOptions{nullptr, &collective});
+      TrainingJob::Prepare(*config, PrepareOptions{*backend, &collective});
   if (!job.ok()) return Fail(FailCode(job.status()), job.status());
   // The device a GPU job runs on (auto picks a GPU when one is visible); CPU jobs stay quiet.
   if (rank0 && (*job)->backend()->kind() == DeviceKind::kGpu) {
@@ -293,12 +297,15 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
                  static_cast<long long>(config->batch_size * collective.size()));
   }
 
-  std::unique_ptr<TermSignal> term;
   std::unique_ptr<Checkpointer> checkpointer;
   if (!o.checkpoint_dir.empty()) {
-    term = std::make_unique<TermSignal>();
-    checkpointer = std::make_unique<Checkpointer>(
-        job->get(), o.checkpoint_dir + "/checkpoint.cajal", SpecToJson(*spec));
+    const v1::JobSpec& ours = *spec;
+    checkpointer =
+        std::make_unique<Checkpointer>(job->get(), o.checkpoint_dir + "/checkpoint.cajal",
+                                       SpecToJson(*spec), [&ours](const std::string& json) {
+                                         absl::StatusOr<v1::JobSpec> theirs = ParseSpec(json, {});
+                                         return theirs.ok() && SameTraining(*theirs, ours);
+                                       });
     absl::StatusOr<bool> resumed = checkpointer->Resume();
     if (!resumed.ok()) return Fail(FailCode(resumed.status()), resumed.status());
     if (*resumed && rank0) {
@@ -321,10 +328,22 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
                                                          o.tfevents_every_steps, &printer);
     top = event_observer.get();
   }
+  // Katib push mode: rank 0 reports what it prints; a failed report stops every rank.
+  std::unique_ptr<KatibPushObserver> katib;
+  if (o.katib_push && rank0) {
+    absl::StatusOr<std::unique_ptr<KatibPushObserver>> k =
+        KatibPushObserver::Start(o.katib, (*job)->train_data().classification(), top);
+    if (!k.ok()) {
+      return Fail(absl::IsInvalidArgument(k.status()) ? kExitBadSpec : kExitFailed, k.status());
+    }
+    katib = *std::move(k);
+    top = katib.get();
+  }
   CheckpointingObserver observer(checkpointer.get(), spec->training().checkpoint_every_steps(),
-                                 term.get(), top);
+                                 term, top);
   absl::StatusOr<TrainResult> result = (*job)->Run(&observer);
   if (!result.ok()) return Fail(kExitFailed, result.status());
+  if (katib != nullptr && !katib->status().ok()) return Fail(kExitFailed, katib->status());
   if (!observer.status.ok()) return Fail(kExitFailed, observer.status);
   if (event_observer != nullptr && !event_observer->status().ok()) {
     return Fail(kExitFailed, event_observer->status());
@@ -341,21 +360,28 @@ int RunTrainOn(const TrainOptions& o, Collective& collective) {
     }
     return kExitTerminated;
   }
+  if (collective.size() > 1 && rank0) {
+    std::fprintf(stderr,
+                 "cajal: parameters identical on all %d ranks (digest %016llx); %.2f ms per step "
+                 "waiting for gradient sums\n",
+                 collective.size(), static_cast<unsigned long long>(result->param_digest),
+                 result->steps > 0 ? 1e3 * result->reduce_wait_seconds / result->steps : 0.0);
+  }
   if (!rank0) return kExitOk;
-  const int code = WriteOutputs(o, *spec, **job, *result, printer);
+  const int code = WriteOutputs(o, *spec, **job, *result, printer, katib.get());
   if (code == kExitOk && checkpointer != nullptr) checkpointer->Remove();
   return code;
 }
 
 }  // namespace
 
-int RunTrain(const TrainOptions& o, Collective* collective) {
+int RunTrain(const TrainOptions& o, Collective* collective, const TermSignal* term) {
   std::unique_ptr<Collective> single;
   if (collective == nullptr) {
     single = SingleProcessCollective();
     collective = single.get();
   }
-  const int code = RunTrainOn(o, *collective);
+  const int code = RunTrainOn(o, *collective, term);
   // A rank that fails alone would leave the others waiting in a collective: stop them all.
   if (code != kExitOk && code != kExitTerminated && collective->size() > 1) {
     collective->Abort(absl::StrCat("failed (exit ", code, "); stopping every rank"), code);

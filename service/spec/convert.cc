@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/data/dataset.h"
 #include "core/util/status_macros.h"
+#include "google/protobuf/util/message_differencer.h"
 
 namespace cajal {
 namespace {
@@ -574,6 +575,18 @@ absl::StatusOr<JobConfig> ToJobConfig(const JobSpec& spec) {
   }
   c.sync_batch_norm = t.sync_batch_norm();
   return c;
+}
+
+bool SameTraining(const v1::JobSpec& a, const v1::JobSpec& b) {
+  auto training_part = [](v1::JobSpec s) {
+    s.clear_labels();
+    v1::Training* t = s.mutable_training();
+    t->clear_log_every_steps();
+    t->clear_checkpoint_every_steps();
+    t->clear_tfevents();
+    return s;
+  };
+  return google::protobuf::util::MessageDifferencer::Equals(training_part(a), training_part(b));
 }
 
 }  // namespace cajal

@@ -27,6 +27,11 @@ absl::Status ValidateSpec(const v1::JobSpec& spec);
 // Validates, then converts with every default applied.
 absl::StatusOr<JobConfig> ToJobConfig(const v1::JobSpec& spec);
 
+// Whether two specs train the same model the same way: equal but for what only reports or
+// saves (labels, training.log_every_steps, checkpoint_every_steps, tfevents), so a checkpoint
+// of one resumes the other.
+bool SameTraining(const v1::JobSpec& a, const v1::JobSpec& b);
+
 }  // namespace cajal
 
 #endif  // CAJAL_SERVICE_SPEC_CONVERT_H_

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Renders k8s/overlays/* with `kubectl kustomize` and validates every rendered object and every
-# Kubernetes object under deploy/ against its schema (npm kubernetes-models and
-# @kubernetes-models/prometheus-operator, installed by scripts/setup.sh), plus what the cajald
-# manifests promise (probes, security context, grace period, ports, GPU scheduling,
-# ServiceMonitor). Also checks that deploy/katib/specs-configmap.yaml matches examples/.
+# Renders k8s/overlays/* and deploy/'s kustomizations with `kubectl kustomize` and validates
+# every rendered object and every Kubernetes object under deploy/ against its schema (npm
+# kubernetes-models and @kubernetes-models/prometheus-operator, installed by scripts/setup.sh;
+# MPIJobs against the MPI Operator's CRD from ../shared/schemas or $CAJAL_SCHEMAS_DIR), plus what the manifests
+# promise (tests/tools/validate_manifests.py, deploy_policy.py): cajald's probes, security
+# context, grace period, ports, GPU scheduling and monitoring objects; every pod's requests
+# within the allocatable of the Terraform defaults' nodes; deploy/ namespace-less, with images
+# the kustomizations set; the MPIJob image contract. Also checks that the generated
+# deploy/katib/specs-configmap.yaml and the monitoring overlay match their sources.
 #   bash tests/integration/k8s_manifests_test.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,13 +29,16 @@ echo "kubectl: $(kubectl version --client 2>/dev/null | head -2 | tr '\n' ' ')"
 
 passed=0
 failed=0
-if out=$("$py" tests/tools/specs_configmap.py --check); then
-  echo "ok   $out"
-  passed=$((passed + 1))
-else
-  echo "FAIL $out"
-  failed=$((failed + 1))
-fi
+# Generated manifests in step with their sources.
+for generator in specs_configmap monitoring_manifests; do
+  if out=$("$py" "tests/tools/$generator.py" --check); then
+    echo "ok   $out"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $out"
+    failed=$((failed + 1))
+  fi
+done
 
 set +e
 "$py" tests/tools/validate_manifests.py | tee /tmp/k8s_manifests_test.$$.log

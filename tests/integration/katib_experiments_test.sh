@@ -9,7 +9,7 @@ py=/usr/bin/python3
 passed=0
 failed=0
 
-mapfile -t files < <(ls deploy/katib/*.yaml deploy/pipelines/*.yaml)
+mapfile -t files < <(ls deploy/katib/*.yaml deploy/pipelines/*.yaml deploy/training-operator/*.yaml)
 while IFS= read -r line; do
   echo "$line"
   case "$line" in

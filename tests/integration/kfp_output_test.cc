@@ -72,7 +72,7 @@ TEST(KfpOutputTest, FinalMetricsLeaveOutAbsentNames) {
 TEST(KfpOutputTest, ExecutorOutputPutsMetricsInTheArtifactMetadata) {
   const google::protobuf::Struct out =
       Parse(ExecutorOutputJson("eval_metrics", {{"val_accuracy", 0.87}, {"val_loss", 0.4}}));
-  ASSERT_EQ(out.fields().size(), 1u);
+  ASSERT_EQ(out.fields().size(), 2u);
   const auto& artifacts = out.fields().at("artifacts").struct_value().fields();
   ASSERT_EQ(artifacts.size(), 1u);
   const auto& list = artifacts.at("eval_metrics").struct_value().fields().at("artifacts");
@@ -82,6 +82,11 @@ TEST(KfpOutputTest, ExecutorOutputPutsMetricsInTheArtifactMetadata) {
   const auto& metadata = artifact.at("metadata").struct_value().fields();
   EXPECT_EQ(metadata.at("val_accuracy").number_value(), 0.87);
   EXPECT_EQ(metadata.at("val_loss").number_value(), 0.4);
+  // The same values as output parameters, for a downstream step to branch on.
+  const auto& parameters = out.fields().at("parameterValues").struct_value().fields();
+  ASSERT_EQ(parameters.size(), 2u);
+  EXPECT_EQ(parameters.at("val_accuracy").number_value(), 0.87);
+  EXPECT_EQ(parameters.at("val_loss").number_value(), 0.4);
 }
 
 TEST(KfpOutputTest, MlpipelineMetricsUseHyphenatedNamesAndFormats) {

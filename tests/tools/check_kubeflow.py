@@ -6,16 +6,17 @@
 
 No Katib or KFP schema ships as a package here, so the rules are written down from
 docs/kubeflow.md (Katib v1beta1 Experiment, KFP component.yaml, PipelineSpec IR): generic
-rules of the APIs, then the rules cajal's own Experiments follow for the metrics collector.
-Prints one line per file and exits 1 if any file breaks a rule.
+rules of the APIs, then the rules cajal's own Experiments and MPIJobs follow. The KFP rules
+are in kfp_rules.py. Prints one line per file and exits 1 if any file breaks a rule.
 """
-import copy
 import pathlib
 import re
 import sys
 import tempfile
 
 import yaml
+
+from kfp_rules import check_component_v1, check_pipeline_v2, component_definitions, flag_value
 
 # --- Katib v1beta1 -------------------------------------------------------------------------
 
@@ -220,21 +221,44 @@ def check_experiment(doc):
             err("trialSpec must not set metadata.name or metadata.namespace")
         if trial.get("kind") == "Job" and trial.get("apiVersion") != "batch/v1":
             err("a Job trial must be apiVersion batch/v1")
-        pod = (trial.get("spec") or {}).get("template") or {}
+        if trial.get("kind") not in TRIAL_KINDS:
+            err(f"trialSpec kind {trial.get('kind')!r} is not one of {sorted(TRIAL_KINDS)}")
+        pod = primary_pod_template(trial)
         pod_spec = pod.get("spec") or {}
         containers = pod_spec.get("containers") or []
         primary = tt.get("primaryContainerName")
         if not primary:
             err("spec.trialTemplate.primaryContainerName is required")
         elif primary not in [c.get("name") for c in containers]:
-            err(f"primaryContainerName {primary!r} names no container of the trial")
+            err(f"primaryContainerName {primary!r} names no container of the trial's primary pod")
         if trial.get("kind") == "Job" and pod_spec.get("restartPolicy") not in ("Never", "OnFailure"):
             err("a Job trial's pod needs restartPolicy Never or OnFailure")
-        errors.extend(_cajal_rules(doc, pod, containers, primary, kind, es))
+        if trial.get("kind") == "MPIJob":
+            # Katib's default primaryPodLabels is training-operator v1's job-role `master`; the
+            # MPI Operator v2 labels its launcher `launcher`, so the default matches no pod and
+            # no collector is injected (kubeflow/katib#1750).
+            if (tt.get("primaryPodLabels") or {}) != MPIJOB_LAUNCHER_LABELS:
+                err(f"an MPIJob trial needs primaryPodLabels {MPIJOB_LAUNCHER_LABELS} "
+                    "(the launcher, whose stdout carries rank 0's metric lines)")
+            if trial.get("apiVersion") != "kubeflow.org/v2beta1":
+                err("an MPIJob trial must be the MPI Operator's kubeflow.org/v2beta1")
+        errors.extend(_cajal_rules(doc, trial, pod, containers, primary, kind, es))
     return errors
 
 
-def _cajal_rules(doc, pod, containers, primary, collector_kind, early_stopping):
+TRIAL_KINDS = {"Job", "MPIJob"}
+MPIJOB_LAUNCHER_LABELS = {"training.kubeflow.org/job-role": "launcher"}
+
+
+def primary_pod_template(trial):
+    """The pod template of the trial's primary pod: a Job's pod, an MPIJob's launcher."""
+    spec = trial.get("spec") or {}
+    if trial.get("kind") == "MPIJob":
+        return ((spec.get("mpiReplicaSpecs") or {}).get("Launcher") or {}).get("template") or {}
+    return spec.get("template") or {}
+
+
+def _cajal_rules(doc, trial, pod, containers, primary, collector_kind, early_stopping):
     """What cajal's Experiments promise (issue 9, docs/kubeflow.md §1.7)."""
     errors = []
     err = errors.append
@@ -258,8 +282,14 @@ def _cajal_rules(doc, pod, containers, primary, collector_kind, early_stopping):
     argv = cmd + (c.get("args") or [])
     if not str(argv[0]).startswith("/"):
         err("cajal: the command must start with an absolute path to the binary")
-    if argv[:2] != ["/usr/local/bin/cajal", "train"]:
+    if trial.get("kind") == "MPIJob":
+        errors.extend(_mpijob_rules(trial, argv))
+    elif argv[:2] != ["/usr/local/bin/cajal", "train"]:
         err("cajal: the trial must run `cajal train` itself (one child process of Katib's shell)")
+    if collector_kind == "Push" and "--katib-push" not in argv:
+        err("cajal: a Push collector gets metrics only from `cajal train --katib-push`")
+    if collector_kind != "Push" and "--katib-push" in argv:
+        err(f"cajal: --katib-push with the {collector_kind} collector reports every metric twice")
     if any(" " in str(a) for a in argv):
         err("cajal: Katib joins the command with spaces; no argument may contain a space")
     if early_stopping and "--timestamps" not in argv:
@@ -267,219 +297,81 @@ def _cajal_rules(doc, pod, containers, primary, collector_kind, early_stopping):
     mc_source = (doc["spec"].get("metricsCollectorSpec") or {}).get("source") or {}
     path = (mc_source.get("fileSystemPath") or {}).get("path")
     if collector_kind == "TensorFlowEvent" and path:
-        if f"--tfevents_dir={path}" not in argv and not _flag_value(argv, "--tfevents_dir") == path:
+        if f"--tfevents_dir={path}" not in argv and not flag_value(argv, "--tfevents_dir") == path:
             err(f"cajal: a TensorFlowEvent trial must write --tfevents_dir={path}")
     return errors
 
 
-def _flag_value(argv, flag):
-    for i, a in enumerate(argv):
-        if a == flag and i + 1 < len(argv):
-            return argv[i + 1]
-    return None
+MPIRUN = "/usr/bin/mpirun"
+SSHD_ARGV = ["/usr/sbin/sshd", "-De", "-f", "/etc/ssh/cajal_sshd_config"]
+CAJAL_HOME_SSH = "/var/lib/cajal/.ssh"  # the image user's home: where ssh and sshd look
 
 
-# --- KFP v1 component.yaml -------------------------------------------------------------------
-
-V1_NAME_RE = re.compile(r"^[a-zA-Z]([-_a-zA-Z0-9 ]*[a-zA-Z0-9])?$")
-V1_PLACEHOLDERS = {"inputValue", "inputPath", "outputPath", "concat", "if", "isPresent"}
-
-
-def _walk_v1(node, inputs, outputs, errors, used):
-    if isinstance(node, list):
-        for n in node:
-            _walk_v1(n, inputs, outputs, errors, used)
-    elif isinstance(node, dict):
-        if len(node) != 1 or next(iter(node)) not in V1_PLACEHOLDERS:
-            errors.append(f"unknown placeholder {node!r}")
-            return
-        (key, val), = node.items()
-        if key in ("inputValue", "inputPath", "isPresent"):
-            if val not in inputs:
-                errors.append(f"{{{key}: {val}}} names no input")
-            used.add(("in", val))
-        elif key == "outputPath":
-            if val not in outputs:
-                errors.append(f"{{outputPath: {val}}} names no output")
-            used.add(("out", val))
-        elif key == "concat":
-            _walk_v1(val, inputs, outputs, errors, used)
-        elif key == "if":
-            if "cond" not in val or "then" not in val:
-                errors.append("{if: ...} needs cond and then")
-            _walk_v1(val.get("cond"), inputs, outputs, errors, used)
-            _walk_v1(val.get("then"), inputs, outputs, errors, used)
-            _walk_v1(val.get("else", []), inputs, outputs, errors, used)
-    elif not isinstance(node, (str, int, float)) and node is not None:
-        errors.append(f"unexpected value {node!r} in command/args")
-
-
-def check_component_v1(doc):
+def _mpijob_rules(mpijob, launcher_argv):
+    """An MPIJob runs `mpirun ... cajal train` in the launcher and the image's sshd in the
+    workers (deploy/training-operator/mpijob.yaml explains why)."""
     errors = []
     err = errors.append
-    for k in doc:
-        if k not in ("name", "description", "metadata", "inputs", "outputs", "implementation"):
-            err(f"{k}: unknown field")
-    if not doc.get("name"):
-        err("name is required")
-    inputs, outputs = {}, {}
-    for kind, store in (("inputs", inputs), ("outputs", outputs)):
-        for i, io in enumerate(doc.get(kind) or []):
-            allowed = {"name", "type", "description"} | ({"default", "optional"} if kind == "inputs" else set())
-            for k in io:
-                if k not in allowed:
-                    err(f"{kind}[{i}].{k}: unknown field")
-            if not io.get("name") or not V1_NAME_RE.match(io["name"]):
-                err(f"{kind}[{i}].name {io.get('name')!r} is not a valid name")
-            if io.get("name") in store:
-                err(f"{kind}: {io.get('name')!r} is duplicated")
-            if "default" in io and not isinstance(io["default"], str):
-                err(f"{kind}[{i}].default must be a string")
-            store[io.get("name")] = io
-    container = (doc.get("implementation") or {}).get("container")
-    if not container:
-        err("implementation.container is required")
-        return errors
-    for k in container:
-        if k not in ("image", "command", "args", "env", "fileOutputs"):
-            err(f"implementation.container.{k}: unknown field")
-    if not container.get("image"):
-        err("implementation.container.image is required")
-    used = set()
-    _walk_v1(container.get("command") or [], inputs, outputs, errors, used)
-    _walk_v1(container.get("args") or [], inputs, outputs, errors, used)
-    for name, io in inputs.items():
-        if ("in", name) not in used:
-            err(f"input {name!r} is never passed to the command")
-    for name in outputs:
-        if ("out", name) not in used:
-            err(f"output {name!r} is never written (no {{outputPath: {name}}})")
-    metrics = [o for o in outputs.values() if o.get("type") == "Metrics"]
-    for m in metrics:
-        if m["name"] not in ("MLPipeline Metrics", "mlpipeline_metrics"):
-            err(f"a Metrics output must be named 'MLPipeline Metrics' for the v1 UI, got {m['name']!r}")
-    return errors
-
-
-# --- KFP v2 PipelineSpec (IR YAML) ---------------------------------------------------------
-
-PARAMETER_TYPES_V2 = {"NUMBER_DOUBLE", "NUMBER_INTEGER", "STRING", "BOOLEAN", "LIST", "STRUCT",
-                      "TASK_FINAL_STATUS"}
-V2_PLACEHOLDER_RE = re.compile(r"\{\{\$(?:\.([a-z]+)\.([a-z]+)\['([^']+)'\](?:\.([a-z_]+))?)?\}\}")
-ARTIFACT_TYPES = {"system.Artifact", "system.Dataset", "system.Model", "system.Metrics",
-                  "system.ClassificationMetrics", "system.SlicedClassificationMetrics",
-                  "system.HTML", "system.Markdown"}
-
-
-def _defs(section):
-    section = section or {}
-    return set((section.get("parameters") or {})), set((section.get("artifacts") or {}))
-
-
-def check_pipeline_v2(doc):
-    errors = []
-    err = errors.append
-    for k in ("pipelineInfo", "root", "components", "deploymentSpec", "schemaVersion"):
-        if k not in doc:
-            err(f"{k} is required")
-    if not (doc.get("pipelineInfo") or {}).get("name"):
-        err("pipelineInfo.name is required")
-    executors = ((doc.get("deploymentSpec") or {}).get("executors")) or {}
-    components = doc.get("components") or {}
-    for cname, comp in components.items():
-        for sect in ("inputDefinitions", "outputDefinitions"):
-            for pname, p in ((comp.get(sect) or {}).get("parameters") or {}).items():
-                if p.get("parameterType") not in PARAMETER_TYPES_V2:
-                    err(f"{cname}.{sect}.{pname}: parameterType {p.get('parameterType')!r} is unknown")
-            for aname, a in ((comp.get(sect) or {}).get("artifacts") or {}).items():
-                title = (a.get("artifactType") or {}).get("schemaTitle")
-                if title not in ARTIFACT_TYPES:
-                    err(f"{cname}.{sect}.{aname}: schemaTitle {title!r} is unknown")
-        label = comp.get("executorLabel")
-        if label not in executors:
-            err(f"{cname}: executorLabel {label!r} names no executor")
-            continue
-        in_params, in_arts = _defs(comp.get("inputDefinitions"))
-        out_params, out_arts = _defs(comp.get("outputDefinitions"))
-        container = executors[label].get("container") or {}
-        if not container.get("image"):
-            err(f"{label}: container.image is required")
-        argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
-        text = "\n".join(argv)
-        for m in V2_PLACEHOLDER_RE.finditer(text):
-            io, kind, name, attr = m.groups()
-            if io is None:
-                continue  # {{$}}: the whole ExecutorInput
-            known = {("inputs", "parameters"): in_params, ("inputs", "artifacts"): in_arts,
-                     ("outputs", "parameters"): out_params, ("outputs", "artifacts"): out_arts}
-            if (io, kind) not in known:
-                err(f"{label}: placeholder {m.group(0)} is not one the launcher substitutes")
-            elif name not in known[(io, kind)]:
-                err(f"{label}: {m.group(0)} names no {io[:-1]} {kind[:-1]} of {cname}")
-            if kind == "artifacts" and attr not in ("path", "uri", "metadata"):
-                err(f"{label}: {m.group(0)} needs .path or .uri")
-        if "{{$.outputs.output_file}}" in text:
-            err(f"{label}: the OSS launcher does not substitute {{{{$.outputs.output_file}}}}")
-        for a in sorted(out_arts):
-            title = comp["outputDefinitions"]["artifacts"][a]["artifactType"]["schemaTitle"]
-            written = f"{{{{$.outputs.artifacts['{a}'].path}}}}" in text
-            if title == "system.Metrics" and not written:
-                # Scalars travel in the ExecutorOutput metadata file, not in the artifact's file.
-                if "/tmp/kfp_outputs/output_metadata.json" not in text:
-                    err(f"{label}: Metrics artifact {a!r} is never reported "
-                        "(write ExecutorOutput to /tmp/kfp_outputs/output_metadata.json)")
-                elif "--kfp-metrics-artifact" in argv and _flag_value(argv, "--kfp-metrics-artifact") != a:
-                    err(f"{label}: --kfp-metrics-artifact must name the output artifact {a!r}")
-            elif title != "system.Metrics" and not written:
-                err(f"{label}: output artifact {a!r} is never written")
-    root = doc.get("root") or {}
-    root_params, _ = _defs(root.get("inputDefinitions"))
-    tasks = (root.get("dag") or {}).get("tasks") or {}
-    for tname, task in tasks.items():
-        ref = (task.get("componentRef") or {}).get("name")
-        if ref not in components:
-            err(f"task {tname}: componentRef {ref!r} names no component")
-            continue
-        in_params, in_arts = _defs(components[ref].get("inputDefinitions"))
-        for dep in task.get("dependentTasks") or []:
-            if dep not in tasks:
-                err(f"task {tname}: dependentTasks names unknown task {dep!r}")
-        given_params = (task.get("inputs") or {}).get("parameters") or {}
-        given_arts = (task.get("inputs") or {}).get("artifacts") or {}
-        for p in in_params - set(given_params):
-            err(f"task {tname}: input parameter {p!r} is not given")
-        for a in in_arts - set(given_arts):
-            err(f"task {tname}: input artifact {a!r} is not given")
-        for p, src in given_params.items():
-            if p not in in_params:
-                err(f"task {tname}: {p!r} is no input parameter of {ref}")
-            cip = src.get("componentInputParameter")
-            if cip is not None and cip not in root_params:
-                err(f"task {tname}: componentInputParameter {cip!r} is not a pipeline input")
-        for a, src in given_arts.items():
-            if a not in in_arts:
-                err(f"task {tname}: {a!r} is no input artifact of {ref}")
-            toa = src.get("taskOutputArtifact") or {}
-            producer = toa.get("producerTask")
-            if producer not in tasks:
-                err(f"task {tname}: producerTask {producer!r} is no task")
-                continue
-            pref = tasks[producer]["componentRef"]["name"]
-            _, p_out = _defs((components.get(pref) or {}).get("outputDefinitions"))
-            if toa.get("outputArtifactKey") not in p_out:
-                err(f"task {tname}: {producer} has no output artifact {toa.get('outputArtifactKey')!r}")
-            if producer not in (task.get("dependentTasks") or []):
-                err(f"task {tname}: consumes {producer}'s output but does not list it in dependentTasks")
+    spec = mpijob.get("spec") or {}
+    if spec.get("sshAuthMountPath") != CAJAL_HOME_SSH:
+        err(f"cajal: sshAuthMountPath must be {CAJAL_HOME_SSH}, the home of the image's user, "
+            "where its ssh and sshd read the operator's keys")
+    if spec.get("mpiImplementation", "OpenMPI") != "OpenMPI":
+        err("cajal: the image has OpenMPI (mpiImplementation: OpenMPI)")
+    if launcher_argv[:1] != [MPIRUN]:
+        err(f"cajal: the launcher must run {MPIRUN}")
+    if "/usr/local/bin/cajal" not in launcher_argv or \
+            launcher_argv[launcher_argv.index("/usr/local/bin/cajal") + 1:][:1] != ["train"]:
+        err("cajal: the launcher's mpirun must start /usr/local/bin/cajal train")
+    if flag_value(launcher_argv, "--bind-to") != "none":
+        err("cajal: mpirun needs --bind-to none (else each rank's OpenMP threads share one core)")
+    workers = (spec.get("mpiReplicaSpecs") or {}).get("Worker") or {}
+    ranks = int(workers.get("replicas", 0)) * int(spec.get("slotsPerWorker", 1))
+    np_flag = flag_value(launcher_argv, "-np") or flag_value(launcher_argv, "-n")
+    if np_flag != str(ranks):
+        err(f"cajal: mpirun -np {np_flag} differs from the {ranks} slots of the workers")
+    wpod = (workers.get("template") or {})
+    ann = (wpod.get("metadata") or {}).get("annotations") or {}
+    if ann.get("sidecar.istio.io/inject") != "false":
+        err('cajal: the worker pods need sidecar.istio.io/inject: "false"')
+    wcs = (wpod.get("spec") or {}).get("containers") or []
+    wargv = (wcs[0].get("command") or []) + (wcs[0].get("args") or []) if wcs else []
+    if wargv != SSHD_ARGV:
+        err(f"cajal: the workers must run {' '.join(SSHD_ARGV)} (the image's non-root sshd)")
+    probe = ((wcs[0].get("readinessProbe") or {}).get("tcpSocket") or {}).get("port") if wcs else None
+    if probe != 2222:
+        err("cajal: the workers need a readinessProbe on sshd's port 2222 "
+            "(launcherCreationPolicy WaitForWorkersReady waits for it)")
     return errors
 
 
 # --- driver --------------------------------------------------------------------------------
+
+def check_mpijob(doc):
+    """A standalone MPIJob (deploy/training-operator/): the launcher and worker rules that also
+    hold for MPIJob trials. Its schema is checked by validate_manifests.py."""
+    errors = []
+    if doc.get("apiVersion") != "kubeflow.org/v2beta1":
+        errors.append("an MPIJob must be the MPI Operator's kubeflow.org/v2beta1")
+    launcher = primary_pod_template(doc)
+    containers = (launcher.get("spec") or {}).get("containers") or []
+    if not containers:
+        return errors + ["the MPIJob has no launcher container"]
+    argv = (containers[0].get("command") or []) + (containers[0].get("args") or [])
+    errors.extend(_mpijob_rules(doc, argv))
+    ann = (launcher.get("metadata") or {}).get("annotations") or {}
+    if ann.get("sidecar.istio.io/inject") != "false":
+        errors.append('cajal: the launcher pod needs sidecar.istio.io/inject: "false"')
+    return errors
+
 
 def classify(doc):
     if not isinstance(doc, dict):
         return None
     if doc.get("kind") == "Experiment" and str(doc.get("apiVersion", "")).startswith("kubeflow.org/"):
         return "katib-experiment", check_experiment
+    if doc.get("kind") == "MPIJob":
+        return "mpijob", check_mpijob
     if "implementation" in doc and "name" in doc:
         return "kfp-v1-component", check_component_v1
     if "deploymentSpec" in doc or "pipelineInfo" in doc:
@@ -496,7 +388,23 @@ def check_file(path):
             continue
         kinds.append(c[0])
         errors.extend(c[1](doc))
+        if c[0] == "kfp-v2-pipeline":
+            errors.extend(check_copies(doc, path))
     return kinds, errors
+
+
+def check_copies(doc, path):
+    """A pipeline embeds copies of the component files' components (the IR has no imports):
+    each component named like one of deploy/pipelines/*-component.yaml must equal it."""
+    errors = []
+    mine = component_definitions(doc)
+    for source in sorted((ROOT / "deploy/pipelines").glob("*-component.yaml")):
+        if source.resolve() == pathlib.Path(path).resolve():
+            continue
+        for name, definition in component_definitions(yaml.safe_load(source.read_text())).items():
+            if name in mine and mine[name] != definition:
+                errors.append(f"{name} differs from its source, deploy/pipelines/{source.name}")
+    return errors
 
 
 def main(paths):
@@ -588,18 +496,48 @@ def self_test():
          m("deploy/katib/mlp-tfevents.yaml",
            lambda d: d["spec"]["metricsCollectorSpec"]["source"]["fileSystemPath"].update(path="/var/log/tb")),
          "--tfevents_dir=/var/log/tb"),
+        ("Push collector without --katib-push",
+         m("deploy/katib/mlp-push.yaml", lambda d: _container(d)["command"].remove("--katib-push")),
+         "only from `cajal train --katib-push`"),
+        ("--katib-push under the StdOut collector",
+         m_exp(lambda d: _container(d)["command"].append("--katib-push")), "reports every metric twice"),
+        ("early stopping with the Push collector",
+         m("deploy/katib/mlp-push.yaml", lambda d: d["spec"].update(
+             earlyStopping={"algorithmName": "medianstop"})), "only with the StdOut and File"),
+        ("MPIJob trial with Katib's default primaryPodLabels",
+         m("deploy/katib/mlp-mpijob.yaml", lambda d: d["spec"]["trialTemplate"].pop("primaryPodLabels")),
+         "primaryPodLabels"),
+        ("MPIJob trial whose primary container is a worker",
+         m("deploy/katib/mlp-mpijob.yaml", lambda d: d["spec"]["trialTemplate"].update(
+             primaryContainerName="worker")), "names no container"),
+        ("MPIJob trial of training-operator v1",
+         m("deploy/katib/mlp-mpijob.yaml", lambda d: d["spec"]["trialTemplate"]["trialSpec"].update(
+             apiVersion="kubeflow.org/v1")), "kubeflow.org/v2beta1"),
+        ("mpirun without --bind-to none",
+         m("deploy/training-operator/mpijob.yaml", lambda d: _drop_flag(_launcher(d)["command"], "--bind-to")),
+         "--bind-to none"),
+        ("mpirun -np differs from the workers",
+         m("deploy/training-operator/mpijob.yaml",
+           lambda d: d["spec"]["mpiReplicaSpecs"]["Worker"].update(replicas=3)), "differs from the 3 slots"),
+        ("ssh keys mounted where ssh does not look",
+         m("deploy/training-operator/mpijob.yaml", lambda d: d["spec"].update(sshAuthMountPath="/root/.ssh")),
+         "sshAuthMountPath"),
+        ("workers without the image's sshd",
+         m("deploy/training-operator/mpijob.yaml",
+           lambda d: d["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0].update(
+               args=["-De"])), "non-root sshd"),
         ("v1: placeholder names no input",
-         m("deploy/pipelines/train-component.yaml",
+         m("deploy/pipelines/v1/train-component.yaml",
            lambda d: d["implementation"]["container"]["command"].append({"inputValue": "lr"})), "names no input"),
         ("v1: output never written",
-         m("deploy/pipelines/train-component.yaml",
+         m("deploy/pipelines/v1/train-component.yaml",
            lambda d: d["outputs"].append({"name": "extra", "type": "Model"})), "never written"),
         ("v1: metrics output misnamed",
-         m("deploy/pipelines/evaluate-component.yaml",
+         m("deploy/pipelines/v1/evaluate-component.yaml",
            lambda d: _rename_v1_output(d, "MLPipeline Metrics", "metrics")), "MLPipeline Metrics"),
         ("v2: executor missing",
          m("deploy/pipelines/train-evaluate-pipeline.yaml",
-           lambda d: d["deploymentSpec"]["executors"].pop("exec-evaluate")), "names no executor"),
+           lambda d: d["deploymentSpec"]["executors"].pop("exec-cajal-evaluate")), "names no executor"),
         ("v2: placeholder names no parameter",
          m("deploy/pipelines/train-evaluate-pipeline.yaml",
            lambda d: d["deploymentSpec"]["executors"]["exec-train"]["container"]["args"].append(
@@ -609,8 +547,31 @@ def self_test():
            lambda d: _replace_arg(d, "exec-train", "metrics", "kfp_metrics")), "--kfp-metrics-artifact"),
         ("v2: producer task unknown",
          m("deploy/pipelines/train-evaluate-pipeline.yaml",
-           lambda d: d["root"]["dag"]["tasks"]["evaluate"]["inputs"]["artifacts"]["model"]
+           lambda d: d["root"]["dag"]["tasks"]["cajal-evaluate"]["inputs"]["artifacts"]["model"]
            ["taskOutputArtifact"].update(producerTask="training")), "producerTask"),
+        ("v2: condition reads an input the task is not given",
+         m(CSV_PIPELINE, lambda d: d["root"]["dag"]["tasks"]["condition-1"]["inputs"]["parameters"].pop(
+             "pipelinechannel--min_test_accuracy")), "which the task is not given"),
+        ("v2: condition's inner task reads no input of the condition",
+         m(CSV_PIPELINE, lambda d: d["components"]["comp-condition-1"]["dag"]["tasks"]["cajal-export"]
+           ["inputs"]["artifacts"]["model"].update(componentInputArtifact="model")), "is not an input of"),
+        ("v2: output parameter cajal train does not write",
+         m("deploy/pipelines/train-component.yaml", lambda d: d["components"]["comp-cajal-train"]
+           ["outputDefinitions"]["parameters"].update(best_epoch={"parameterType": "NUMBER_INTEGER"})),
+         "none of the final metrics"),
+        ("v2: dag output from an unknown output",
+         m("deploy/pipelines/train-component.yaml", lambda d: d["root"]["dag"]["outputs"]["parameters"]
+           ["test_accuracy"]["valueFromParameter"].update(outputParameterKey="accuracy")), "has no output"),
+        ("v2: required input parameter not given",
+         m(CSV_PIPELINE, lambda d: d["components"]["comp-make-dataset"]["inputDefinitions"]["parameters"]
+           .update(classes={"parameterType": "NUMBER_INTEGER"})), "not given and has no default"),
+        ("v2: a pipeline's copy of a component drifts from the component file",
+         m(CSV_PIPELINE, lambda d: _replace_arg(d, "exec-cajal-train", "/tmp/cajal-out", "/tmp/out")),
+         "differs from its source"),
+        ("v2: Dataset input never passed to the command",
+         m("deploy/pipelines/train-component.yaml", lambda d: _drop_flag(
+             d["deploymentSpec"]["executors"]["exec-cajal-train"]["container"]["args"], "--set")),
+         "is never passed to the command"),
     ]
     passed = failed = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -642,6 +603,18 @@ def _rename_v1_output(d, old, new):
         return n
     c = d["implementation"]["container"]
     c["command"] = walk(c["command"])
+
+
+CSV_PIPELINE = "deploy/pipelines/csv-train-export-pipeline.yaml"
+
+
+def _launcher(d):
+    return d["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
+
+
+def _drop_flag(argv, flag):
+    i = argv.index(flag)
+    del argv[i:i + 2]
 
 
 def _replace_arg(d, executor, old, new):

@@ -14,10 +14,11 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "deploy/katib/specs-configmap.yaml"
-SPECS = ["mlp.yaml", "lenet.yaml"]
+SPECS = ["mlp.yaml", "lenet.yaml", "csv.yaml"]
 HEADER = """\
 # The job specs the Katib trials read, mounted at /etc/cajal (generated from examples/ by
 # tests/tools/specs_configmap.py --write; the integration test fails when they drift apart).
+# No namespace: kustomization.yaml leaves it to `kubectl -n NAMESPACE apply -k deploy/katib`.
 """
 
 
@@ -39,8 +40,7 @@ def render():
         "kind": "ConfigMap",
         "metadata": {
             "name": "cajal-specs",
-            "namespace": "cajal-katib",
-            "labels": {"app.kubernetes.io/part-of": "cajal"},
+            "labels": {"app.kubernetes.io/part-of": "cajal", "cajal.dev/example": "specs"},
         },
         "data": data,
     }

@@ -12,12 +12,16 @@ and ends with `N passed, M failed`.
 """
 import argparse
 import json
+import os
 import pathlib
 import re
 import subprocess
 import sys
 
 import yaml
+
+import crd_schema
+import deploy_policy
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tests/tools"
@@ -143,6 +147,20 @@ def monitoring_policy(objs, cpu_objs):
     check([e.get("port") for e in sm["spec"]["endpoints"]] == ["metrics"]
           and "metrics" in [p["name"] for p in svc["spec"]["ports"]],
           "monitoring: scrapes the Service port named metrics")
+    rules = by_kind(objs, "PrometheusRule")
+    if check(len(rules) == 1, "monitoring: one PrometheusRule"):
+        check(rules[0]["metadata"].get("labels", {}).get("release") == "kube-prometheus-stack",
+              "monitoring: the PrometheusRule is labelled release=kube-prometheus-stack (its ruleSelector)")
+        want = yaml.safe_load((ROOT / "deploy/prometheus/rules.yaml").read_text())["groups"]
+        check(rules[0]["spec"]["groups"] == want,
+              "monitoring: the PrometheusRule carries deploy/prometheus/rules.yaml's groups")
+    boards = [c for c in by_kind(objs, "ConfigMap")
+              if c["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    if check(len(boards) == 1, 'monitoring: one ConfigMap labelled grafana_dashboard: "1" (the sidecar\'s label)'):
+        data = boards[0].get("data", {})
+        want = json.loads((ROOT / "deploy/prometheus/grafana-dashboard.json").read_text())
+        check(len(data) == 1 and json.loads(next(iter(data.values()))) == want,
+              "monitoring: it holds deploy/prometheus/grafana-dashboard.json")
 
 
 def sample_value(param):
@@ -165,6 +183,51 @@ def trial_job(exp):
     return job
 
 
+def trial_object(exp):
+    """An Experiment's trial object as Katib would create it (trial_job for any kind)."""
+    return trial_job(exp)
+
+
+def load_deploy_sources():
+    """(path, object) of every Kubernetes object in deploy/'s files, KFP files left out."""
+    out = []
+    for path in sorted((ROOT / "deploy").rglob("*.yaml")):
+        rel = str(path.relative_to(ROOT))
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc:
+                out.append((rel, doc))
+    return out
+
+
+# The MPI Operator's CRD is not copied into the repository: it is read from the workspace's
+# shared schemas (../shared/schemas beside the checkout) or $CAJAL_SCHEMAS_DIR.
+SCHEMAS = pathlib.Path(os.environ.get("CAJAL_SCHEMAS_DIR", str(ROOT.parent / "shared/schemas")))
+
+
+def crd_validation(items):
+    """MPIJobs against the MPI Operator's CRD (mpijobs.kubeflow.org v2beta1, SCHEMAS)."""
+    path = SCHEMAS / "mpijob-v2beta1-crd.yaml"
+    if not path.is_file():
+        print(f"skip MPIJob CRD schema: no {path} (set CAJAL_SCHEMAS_DIR); the MPIJobs are checked "
+              f"by the contract checks only")
+        return
+    crd = yaml.safe_load(path.read_text())
+    schema = crd_schema.crd_version_schema(crd, "v2beta1")
+    for source, obj in items:
+        errors = crd_schema.validate(obj, schema)
+        check(not errors, f"schema: MPIJob {obj['metadata']['name']} ({source}) against the "
+              f"mpijobs.kubeflow.org v2beta1 CRD{': ' + '; '.join(errors) if errors else ''}")
+    # The validator can fail: a misspelt field and a wrong type are rejected.
+    if items:
+        bad = json.loads(json.dumps(items[0][1]))
+        bad["spec"]["slotPerWorker"] = 1
+        bad["spec"]["mpiReplicaSpecs"]["Worker"]["replicas"] = "2"
+        errors = crd_schema.validate(bad, schema)
+        check(any("slotPerWorker: unknown field" in e for e in errors)
+              and any("replicas: must be of type integer" in e for e in errors),
+              f"schema: the CRD validator rejects a misspelt field and a string count: {errors}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kubectl", default="kubectl")
@@ -182,19 +245,36 @@ def main():
         gpu_policy(rendered["gpu"])
     if rendered.get("monitoring") and rendered.get("cpu"):
         monitoring_policy(rendered["monitoring"], rendered["cpu"])
-    for path in sorted((ROOT / "deploy").rglob("*.yaml")):
-        rel = str(path.relative_to(ROOT))
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
-                continue  # KFP components and pipelines: tests/tools/check_kubeflow.py
-            if doc["kind"] == "Experiment":
-                items.append({"source": f"{rel} trial template", "object": trial_job(doc)})
-            elif doc["apiVersion"].startswith("kubeflow.org/"):
-                continue  # other Kubeflow CRDs: no schema package here
-            elif doc["apiVersion"].startswith("serving.kserve.io/"):
-                continue  # KServe: tests/tools/check_kserve.py (tests/integration/kserve_test.sh)
+    # deploy/: the kustomizations rendered (namespace and images as a user gets them), and the
+    # files no kustomization lists (namespace.yaml) as they are.
+    sources = load_deploy_sources()
+    deploy_objs = []
+    for d in deploy_policy.KUSTOMIZED:
+        deploy_objs += [(d, o) for o in render(a.kubectl, ROOT / d)]
+    listed = {str((ROOT / d / f).relative_to(ROOT)) for d in deploy_policy.KUSTOMIZED
+              for f in yaml.safe_load((ROOT / d / "kustomization.yaml").read_text())["resources"]}
+    deploy_objs += [(p, o) for p, o in sources if p not in listed and o["kind"] not in ("Kustomization",)
+                    and not p.endswith("kustomizeconfig.yaml")]
+    mpijobs = []
+    for source, doc in deploy_objs:
+        if doc["kind"] == "Experiment":
+            trial = trial_object(doc)
+            if trial["kind"] == "MPIJob":
+                mpijobs.append((f"{source} {doc['metadata']['name']} trial template", trial))
             else:
-                items.append({"source": rel, "object": doc})
+                items.append({"source": f"{source} {doc['metadata']['name']} trial template", "object": trial})
+        elif doc["kind"] == "MPIJob":
+            mpijobs.append((source, doc))
+        elif doc["apiVersion"].startswith("serving.kserve.io/"):
+            continue  # KServe: tests/tools/check_kserve.py (tests/integration/kserve_test.sh)
+        else:
+            items.append({"source": source, "object": doc})
+    crd_validation(mpijobs)
+    deploy_policy.namespace_less(check, [(p, o) for p, o in sources if p.startswith(deploy_policy.KUSTOMIZED)])
+    deploy_policy.image_override(check, a.kubectl)
+    deploy_policy.mpi_image_contract(check, [o for _, o in mpijobs])
+    fit = [(f"k8s/overlays/{name}", o) for name in ("cpu", "gpu") for o in rendered.get(name, [])]
+    deploy_policy.resources_fit(check, fit + deploy_objs)
     p = subprocess.run(["node", str(TOOLS / "validate_k8s.mjs")], input=json.dumps(items),
                        capture_output=True, text=True, cwd=TOOLS)
     for line in p.stdout.splitlines():

@@ -244,6 +244,72 @@ TEST(GradientReducerTest, BucketsCoverTheGradientsAndStartDuringBackward) {
   }
 }
 
+// Synchronized batch norm over one process is batch norm: the loops of sync_batch_norm.cc
+// against oneDNN's primitive, forward, input gradient, scale and shift gradients and the
+// running statistics, on an image batch.
+TEST(SyncBatchNormTest, OverOneRankItEqualsOneDnnsBatchNorm) {
+  constexpr int64_t kBatch = 6;
+  const Shape shape = {3, 5, 4};
+  const int64_t count = kBatch * NumElements(shape);
+  std::unique_ptr<Collective> one = SingleProcessCollective();
+  struct Bound {
+    std::vector<float> src, dst, diff_dst, diff_src, scale, shift, mean, var, dscale, dshift;
+    KernelArgs args;
+  };
+  auto bind = [&](Collective* sync) {
+    auto b = std::make_unique<Bound>();
+    b->src.resize(count);
+    b->diff_dst.resize(count);
+    for (int64_t i = 0; i < count; ++i) {
+      b->src[i] = std::sin(0.37f * i) * 2 + 0.1f * (i % 3);
+      b->diff_dst[i] = std::cos(0.11f * i);
+    }
+    b->dst.assign(count, 0);
+    b->diff_src.assign(count, 0);
+    b->scale = {1.5f, 0.5f, -1.0f};
+    b->shift = {0.1f, -0.2f, 0.3f};
+    b->mean.assign(3, 0);
+    b->var.assign(3, 1);
+    b->dscale.assign(3, 0);
+    b->dshift.assign(3, 0);
+    KernelArgs& a = b->args;
+    a.batch = kBatch;
+    a.input = a.output = shape;
+    a.src = b->src.data();
+    a.dst = b->dst.data();
+    a.diff_dst = b->diff_dst.data();
+    a.diff_src = b->diff_src.data();
+    a.params = {{"scale", b->scale.data(), b->dscale.data()},
+                {"shift", b->shift.data(), b->dshift.data()},
+                {"running_mean", b->mean.data(), nullptr},
+                {"running_var", b->var.data(), nullptr}};
+    a.sync_batch_norm = sync;
+    return b;
+  };
+  std::unique_ptr<Bound> ref = bind(nullptr), sync = bind(one.get());
+  for (Bound* b : {ref.get(), sync.get()}) {
+    absl::StatusOr<std::unique_ptr<Kernel>> k =
+        CpuBackend()->MakeKernel(BatchNormSpec{0.9f, 1e-5f}, b->args);
+    ASSERT_TRUE(k.ok()) << k.status();
+    ASSERT_TRUE((*k)->Forward(1).ok());
+    ASSERT_TRUE((*k)->Backward().ok());
+  }
+  auto expect_near = [](const std::vector<float>& a, const std::vector<float>& b,
+                        const char* what) {
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_NEAR(a[i], b[i], 1e-4 * std::max(1.0f, std::abs(a[i]))) << what << " " << i;
+    }
+  };
+  expect_near(ref->dst, sync->dst, "dst");
+  expect_near(ref->diff_src, sync->diff_src, "diff_src");
+  expect_near(ref->dscale, sync->dscale, "dscale");
+  expect_near(ref->dshift, sync->dshift, "dshift");
+  expect_near(ref->mean, sync->mean, "running_mean");
+  expect_near(ref->var, sync->var, "running_var");
+  EXPECT_NE(sync->mean[0], 0.0f);  // the running statistics moved
+}
+
 // Kernels get their parameters by name: a batch norm's running statistics bind to the store's
 // running_mean/running_var views whatever their position.
 TEST(NamedParamsTest, KernelArgsFindParametersByName) {

@@ -67,6 +67,9 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakeBatchNorm(const BatchNormSpec& spec,
         absl::StrCat("batch_norm momentum must be in [0, 1] and epsilon > 0, got ", spec.momentum,
                      " and ", spec.epsilon));
   }
+  if (args.mode == Mode::kTrain && args.sync_batch_norm != nullptr) {
+    return MakeSyncBatchNorm(spec, args);
+  }
   const memory::desc md = PlainDesc(BatchDims(args.batch, args.input));
   const memory::desc stat_md = PlainDesc({args.input[0]});
   const int64_t per_channel = args.batch * NumElements(args.input) / args.input[0];

@@ -23,6 +23,10 @@ absl::StatusOr<std::unique_ptr<Kernel>> MakePool2d(const Pool2dSpec& spec, const
 absl::StatusOr<std::unique_ptr<Kernel>> MakeLrn(const LrnSpec& spec, const KernelArgs& args);
 absl::StatusOr<std::unique_ptr<Kernel>> MakeBatchNorm(const BatchNormSpec& spec,
                                                       const KernelArgs& args);
+// Batch norm whose statistics span every rank (KernelArgs::sync_batch_norm, training only);
+// sync_batch_norm.cc.
+absl::StatusOr<std::unique_ptr<Kernel>> MakeSyncBatchNorm(const BatchNormSpec& spec,
+                                                          const KernelArgs& args);
 // rnn, lstm (with optional peepholes) and gru layers: MakeLstm where LstmRuns, else
 // MakeRecurrentPrimitives.
 absl::StatusOr<std::unique_ptr<Kernel>> MakeRecurrent(const RecurrentSpec& spec,

@@ -9,7 +9,7 @@ variable "cluster_name" {
 }
 
 variable "kubernetes_version" {
-  description = "EKS Kubernetes minor version, e.g. 1.32."
+  description = "EKS Kubernetes minor version, e.g. 1.34."
   type        = string
 }
 
