@@ -16,6 +16,7 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev
   prometheus-cpp-dev libcivetweb-dev libabsl-dev libgtest-dev libgmock-dev
   libsqlite3-dev sqlite3 libcli11-dev libyaml-cpp-dev
+  libssl-dev  # libcrypto: SHA-256 of uploaded data sets
   libopenmpi-dev openmpi-bin
   libonnx-dev
   dataset-fashion-mnist

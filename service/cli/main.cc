@@ -9,8 +9,30 @@
 #include "core/collective/nccl/nccl_collective.h"
 #endif
 #include "service/cli/client_commands.h"
+#include "service/cli/dataset_commands.h"
 #include "service/cli/export_command.h"
 #include "service/cli/train_command.h"
+
+namespace {
+
+// `cajal upload`, `cajal datasets`, `cajal delete-dataset` and their arguments.
+struct DatasetCommands {
+  CLI::App* upload = nullptr;
+  CLI::App* list = nullptr;
+  CLI::App* remove = nullptr;
+  std::string path, name, id;
+};
+
+void AddDatasetCommands(CLI::App* app, DatasetCommands* c) {
+  c->upload = app->add_subcommand("upload", "Upload a data file to cajald; prints the data set id");
+  c->upload->add_option("file", c->path, "The file (CSV, IDX, gzip or raw)")->required();
+  c->upload->add_option("--name", c->name, "The data set's name (default: the file's name)");
+  c->list = app->add_subcommand("datasets", "List the uploaded data sets");
+  c->remove = app->add_subcommand("delete-dataset", "Delete an uploaded data set");
+  c->remove->add_option("id", c->id, "Data set id")->required();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cajal: train neural networks (in-process, or through a cajald server)"};
@@ -176,6 +198,9 @@ int main(int argc, char** argv) {
   CLI::App* delete_cmd = app.add_subcommand("delete", "Delete a finished job and its files");
   delete_cmd->add_option("id", job_id, "Job id")->required();
 
+  DatasetCommands datasets;
+  AddDatasetCommands(&app, &datasets);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -225,5 +250,8 @@ int main(int argc, char** argv) {
   if (cancel_cmd->parsed()) return cajal::RunCancel(client, job_id);
   if (download_cmd->parsed()) return cajal::RunDownload(client, job_id, out_path, artifact);
   if (delete_cmd->parsed()) return cajal::RunDelete(client, job_id);
+  if (datasets.upload->parsed()) return cajal::RunUpload(client, datasets.path, datasets.name);
+  if (datasets.list->parsed()) return cajal::RunListDatasets(client);
+  if (datasets.remove->parsed()) return cajal::RunDeleteDataset(client, datasets.id);
   return 2;
 }

@@ -251,6 +251,7 @@ int RunTrainOn(const TrainOptions& o, Collective& collective, const TermSignal* 
   if (!spec.ok()) return Fail(kExitBadSpec, spec.status());
   absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
   if (!config.ok()) return Fail(kExitBadSpec, config.status());
+  if (absl::Status s = RequireLocalData(*spec); !s.ok()) return Fail(kExitBadSpec, s);
   // Admission: the estimate against the budget, before anything is loaded or allocated.
   absl::StatusOr<Backend*> backend = GetBackend({config->device});
   if (!backend.ok()) return Fail(FailCode(backend.status()), backend.status());
@@ -403,6 +404,7 @@ int RunEvaluate(const EvaluateOptions& o) {
   }
   absl::StatusOr<JobConfig> config = ToJobConfig(*spec);
   if (!config.ok()) return Fail(kExitBadSpec, config.status());
+  if (absl::Status s = RequireLocalData(*spec); !s.ok()) return Fail(kExitBadSpec, s);
   // The training run's validation split is kept: the normalization statistics come from the
   // same training examples, so evaluation reproduces what training measured.
   absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config);

@@ -1,5 +1,6 @@
 // A single thread running posted tasks in order: where the server does work that may block on
-// disk (store writes and reads) so that gRPC reactions never do. Thread-safe.
+// disk or take long (store writes and reads; finding a download's files, which may export a
+// model to ONNX) so that gRPC reactions never do. Thread-safe.
 #ifndef CAJAL_SERVICE_SERVER_EXECUTOR_H_
 #define CAJAL_SERVICE_SERVER_EXECUTOR_H_
 

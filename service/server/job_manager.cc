@@ -1,16 +1,13 @@
 #include "service/server/job_manager.h"
 
-#include <omp.h>
-
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
-#include <random>
-#include <set>
+#include <optional>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/io/model_file.h"
+#include "core/backend/registry.h"
 #include "core/util/cores.h"
 #include "core/util/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -20,8 +17,6 @@
 #include "service/server/metrics.h"
 #include "service/spec/convert.h"
 #include "service/spec/spec_loader.h"
-#include "service/tfevents/event_observer.h"
-#include "service/tfevents/event_writer.h"
 
 namespace cajal {
 namespace {
@@ -33,191 +28,45 @@ constexpr size_t kMaxRequestIdBytes = 128;
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
 
-std::string NewJobId() {
-  std::random_device rd;
-  std::string id;
-  for (int i = 0; i < 4; ++i) absl::StrAppend(&id, absl::Hex(rd(), absl::kZeroPad8));
-  return id;
-}
-
-std::string StateName(JobState s) {
-  std::string name = v1::JobState_Name(s);
-  return name.substr(std::string("JOB_STATE_").size());
+// What SubmitJob checks of the request before the spec.
+absl::Status CheckRequest(const v1::SubmitJobRequest& request) {
+  if (request.request_id().size() > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("request_id: at most ", kMaxRequestIdBytes,
+                                                   " characters, got ",
+                                                   request.request_id().size()));
+  }
+  if (!request.has_spec()) return absl::InvalidArgumentError("spec: required");
+  if (request.spec().ByteSizeLong() > kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("spec: ", request.spec().ByteSizeLong(),
+                                                   " bytes is larger than the limit of ",
+                                                   kMaxSpecBytes));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-bool IsTerminal(JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
-}
-
-bool IsAllowedTransition(JobState from, JobState to) {
-  switch (from) {
-    case v1::JOB_STATE_QUEUED:
-      return to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_CANCELLED;
-    case v1::JOB_STATE_RUNNING:
-      return to == v1::JOB_STATE_SUCCEEDED || to == v1::JOB_STATE_FAILED ||
-             to == v1::JOB_STATE_CANCELLING;
-    case v1::JOB_STATE_CANCELLING:
-      return to == v1::JOB_STATE_CANCELLED;
-    default:
-      return false;
+absl::Status CheckDevice(const JobConfig& config, int gpus) {
+  if (config.device != DeviceChoice::kGpu || gpus > 0) return absl::OkStatus();
+  if (VisibleGpuCount() > 0) {
+    return absl::FailedPreconditionError(
+        "training.device: gpu, but this server runs no job on its GPUs (--gpus 0); submit it "
+        "to a server that does, or use device: cpu or auto");
   }
+  return absl::FailedPreconditionError(
+      HasCudaBackend()
+          ? "training.device: gpu, but this server has no visible GPU; submit it to a server "
+            "on a GPU node, or use device: cpu or auto"
+          : "training.device: gpu, but this server was built without the CUDA backend; use "
+            "device: cpu or auto");
 }
-
-absl::Status ValidateJobId(const std::string& id) {
-  const bool ok = id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
-                    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-                  });
-  if (!ok) return absl::InvalidArgumentError("id: must be 32 lowercase hex characters");
-  return absl::OkStatus();
-}
-
-// ---- EventLog ------------------------------------------------------------------------------
-
-bool EventLog::Read(int64_t from, size_t max, std::vector<v1::JobEvent>* out) const {
-  absl::MutexLock lock(&mu_);
-  const int64_t n = static_cast<int64_t>(events_.size());
-  int64_t i = std::max<int64_t>(from, 0);
-  for (; i < n && max > 0; ++i, --max) out->push_back(events_[i]);
-  return closed_ && i >= n;
-}
-
-bool EventLog::Subscribe(std::weak_ptr<EventListener> listener, int max) {
-  absl::MutexLock lock(&mu_);
-  listeners_.erase(std::remove_if(listeners_.begin(), listeners_.end(),
-                                  [](const auto& w) { return w.expired(); }),
-                   listeners_.end());
-  if (static_cast<int64_t>(listeners_.size()) >= max) return false;
-  listeners_.push_back(std::move(listener));
-  return true;
-}
-
-int64_t EventLog::size() const {
-  absl::MutexLock lock(&mu_);
-  return static_cast<int64_t>(events_.size());
-}
-
-void EventLog::Append(v1::JobEvent event) {
-  {
-    absl::MutexLock lock(&mu_);
-    events_.push_back(std::move(event));
-  }
-  Notify();
-}
-
-void EventLog::Close() {
-  {
-    absl::MutexLock lock(&mu_);
-    closed_ = true;
-  }
-  Notify();
-}
-
-void EventLog::Notify() {
-  std::vector<std::shared_ptr<EventListener>> live;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& w : listeners_) {
-      if (auto l = w.lock()) live.push_back(std::move(l));
-    }
-  }
-  for (const auto& l : live) l->OnEvents();
-}
-
-// ---- JobManager ----------------------------------------------------------------------------
-
-// Reports a running job's progress to the manager, writes its checkpoints and carries its stop
-// flag.
-class JobManager::Observer : public TrainObserver {
- public:
-  Observer(JobManager* manager, std::string id, std::shared_ptr<std::atomic<bool>> stop,
-           TrainingJob* job, std::string spec_json, int64_t checkpoint_every)
-      : manager_(manager),
-        id_(std::move(id)),
-        stop_(std::move(stop)),
-        job_(job),
-        spec_json_(std::move(spec_json)),
-        checkpoint_every_(checkpoint_every),
-        classification_(job->train_data().classification()),
-        meter_(&ServerMetrics()) {}
-
-  // Call right before training starts: the first step is timed from here.
-  void StartClock() { last_step_end_ = absl::Now(); }
-
-  // Metric points already in the job's history (a resumed job re-measures some of them).
-  void Seen(const v1::MetricPoint& p) { recorded_.emplace(p.step(), p.name()); }
-
-  bool OnStep(const StepReport& s) override {
-    meter_.Step(absl::ToDoubleSeconds(absl::Now() - last_step_end_), s.examples);
-    {
-      absl::MutexLock lock(&manager_->mu_);
-      auto it = manager_->jobs_.find(id_);
-      if (it != manager_->jobs_.end()) {
-        v1::Progress* p = it->second.job.mutable_progress();
-        p->set_epoch(s.epoch);
-        p->set_step(s.step);
-        p->set_total_steps(s.total_steps);
-      }
-    }
-    if (checkpoint_every_ > 0 && s.step % checkpoint_every_ == 0) Checkpoint();
-    last_step_end_ = absl::Now();  // checkpoints have their own histogram
-    return status.ok() && !stop_->load(std::memory_order_relaxed);
-  }
-
-  void OnEpoch(const EpochReport& e) override {
-    Add(e.step, e.epoch, "loss", e.loss);
-    if (classification_) Add(e.step, e.epoch, "accuracy", e.accuracy);
-    if (e.has_val) {
-      Add(e.step, e.epoch, "val_loss", e.val_loss);
-      if (classification_) Add(e.step, e.epoch, "val_accuracy", e.val_accuracy);
-    }
-    Checkpoint();
-    last_step_end_ = absl::Now();  // evaluation is not a step
-  }
-
-  void Add(int64_t step, int epoch, const std::string& name, double value) {
-    if (!recorded_.emplace(step, name).second) return;
-    v1::MetricPoint p;
-    p.set_step(step);
-    p.set_epoch(epoch);
-    p.set_name(name);
-    p.set_value(value);
-    *p.mutable_time() = TimeUtil::GetCurrentTime();
-    absl::Status s = manager_->AddMetric(id_, p);
-    if (!s.ok() && status.ok()) status = s;
-  }
-
-  // Writes the job's parameters, optimizer state and position atomically.
-  void Checkpoint() {
-    if (!status.ok()) return;
-    const absl::Time start = absl::Now();
-    absl::StatusOr<ModelFile> snapshot = SnapshotJob(*job_, spec_json_);
-    absl::Status s = snapshot.ok() ? WriteModelFile(manager_->CheckpointPath(id_), *snapshot)
-                                   : snapshot.status();
-    ServerMetrics().CheckpointWritten(absl::ToDoubleSeconds(absl::Now() - start), s.ok());
-    if (!s.ok()) {
-      status = absl::Status(s.code(), absl::StrCat("cannot write a checkpoint: ", s.message()));
-    }
-  }
-
-  absl::Status status;  // the first failure to record a metric or write a checkpoint
-
- private:
-  JobManager* manager_;
-  std::string id_;
-  std::shared_ptr<std::atomic<bool>> stop_;
-  TrainingJob* job_;
-  std::string spec_json_;
-  int64_t checkpoint_every_;
-  bool classification_;
-  std::set<std::pair<int64_t, std::string>> recorded_;
-  TrainingMeter meter_;  // this job's steps and its share of the throughput gauge
-  absl::Time last_step_end_ = absl::Now();
-};
 
 JobManager::JobManager(const ManagerOptions& options, Store* store)
-    : options_(options), store_(store) {
+    : options_(options),
+      store_(store),
+      crash_loop_(store, options.crash_loop_limit),
+      admission_(options.admission),
+      queue_(options.admission.capacity.bytes, options.admission.gpus) {
   const int concurrent = std::max(1, options.max_concurrent_jobs);
   threads_per_job_ = options.threads_per_job > 0 ? options.threads_per_job
                                                  : std::max(1, AvailableCores() / concurrent);
@@ -227,7 +76,9 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
                                                                Store* store) {
   std::unique_ptr<JobManager> m(new JobManager(options, store));
   ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store->LoadJobs());
+  ASSIGN_OR_RETURN(const auto interrupted_runs, store->LoadInterruptedRuns());
   std::vector<std::string> interrupted_cancels;
+  std::vector<std::pair<std::string, int>> crash_loops;
   {
     absl::MutexLock lock(&m->mu_);
     for (v1::Job& job : jobs) {
@@ -239,10 +90,17 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
         ASSIGN_OR_RETURN(std::vector<v1::JobEvent> events, store->LoadEvents(id, 0));
         e.log = std::make_shared<EventLog>();
         for (auto& ev : events) e.log->Append(std::move(ev));
+        auto runs = interrupted_runs.find(id);
+        const int unclean = runs == interrupted_runs.end() ? 0 : runs->second;
         if (e.job.state() == v1::JOB_STATE_CANCELLING) {
           interrupted_cancels.push_back(id);
+        } else if (e.job.state() == v1::JOB_STATE_RUNNING && m->crash_loop_.Exceeded(unclean)) {
+          crash_loops.emplace_back(id, unclean);
         } else {
-          m->queue_.push_back(id);  // queued, or running when the server stopped
+          // Queued, or running when the server stopped.
+          absl::StatusOr<Admitted> admitted = m->AdmitStored(&e.job);
+          e.refusal = admitted.status();
+          m->queue_.Push(id, admitted.ok() ? admitted->demand : Demand{});
         }
       }
       if (!e.job.request_id().empty()) m->by_request_id_[e.job.request_id()] = id;
@@ -255,7 +113,20 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const ManagerOpti
   for (const std::string& id : interrupted_cancels) {
     RETURN_IF_ERROR(m->Transition(id, v1::JOB_STATE_CANCELLED, ""));
   }
+  for (const auto& [id, unclean] : crash_loops) {
+    RETURN_IF_ERROR(m->Transition(id, v1::JOB_STATE_FAILED, CrashLoopGuard::Message(unclean)));
+    RETURN_IF_ERROR(store->EndRun(id));
+  }
   return m;
+}
+
+absl::StatusOr<Admitted> JobManager::AdmitStored(v1::Job* job) const {
+  ASSIGN_OR_RETURN(const JobConfig config, ToJobConfig(job->spec()));
+  RETURN_IF_ERROR(CheckDevice(config, admission_.gpus()));
+  ASSIGN_OR_RETURN(Admitted admitted, Estimate(job->spec(), config));
+  *job->mutable_memory_estimate() = ToProto(admitted.estimate);
+  RETURN_IF_ERROR(admission_.CheckCapacity(admitted));
+  return admitted;
 }
 
 JobManager::~JobManager() { Shutdown(); }
@@ -267,11 +138,15 @@ void JobManager::Start() {
 }
 
 void JobManager::StopIntake() {
-  absl::MutexLock lock(&mu_);
-  intake_open_ = false;
+  {
+    absl::MutexLock lock(&mu_);
+    intake_open_ = false;
+  }
+  crash_loop_.StopCleanly();
 }
 
 void JobManager::Shutdown() {
+  crash_loop_.StopCleanly();
   {
     absl::MutexLock lock(&mu_);
     intake_open_ = false;
@@ -362,11 +237,16 @@ void JobManager::PublishJobGauges() {
   std::map<JobState, int64_t> by_state;
   for (const auto& [id, e] : jobs_) ++by_state[e.job.state()];
   int64_t waiting = 0;
-  for (const std::string& id : queue_) {
+  for (const std::string& id : queue_.ids()) {
     auto it = jobs_.find(id);
     if (it != jobs_.end() && !IsTerminal(it->second.job.state())) ++waiting;
   }
   ServerMetrics().SetJobCounts(by_state, waiting);
+  std::vector<int> jobs_per_gpu(static_cast<size_t>(queue_.gpus().count()), 0);
+  for (const auto& [id, lease] : running_) {
+    if (lease.gpu >= 0) ++jobs_per_gpu[static_cast<size_t>(lease.gpu)];
+  }
+  ServerMetrics().SetJobResources(queue_.capacity(), queue_.reserved_bytes(), jobs_per_gpu);
 }
 
 absl::Status JobManager::AddMetric(const std::string& id, const v1::MetricPoint& point) {
@@ -382,65 +262,29 @@ absl::Status JobManager::AddMetric(const std::string& id, const v1::MetricPoint&
 }
 
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) {
-  if (request.request_id().size() > kMaxRequestIdBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("request_id: at most ", kMaxRequestIdBytes,
-                                                   " characters, got ",
-                                                   request.request_id().size()));
-  }
-  if (!request.has_spec()) return absl::InvalidArgumentError("spec: required");
-  if (request.spec().ByteSizeLong() > kMaxSpecBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("spec: ", request.spec().ByteSizeLong(),
-                                                   " bytes is larger than the limit of ",
-                                                   kMaxSpecBytes));
-  }
+  RETURN_IF_ERROR(CheckRequest(request));
+  // An idempotent retry gets its job back whatever the resources are now.
+  if (std::optional<absl::StatusOr<v1::Job>> replay = Replay(request)) return *std::move(replay);
   ASSIGN_OR_RETURN(const JobConfig config, ToJobConfig(request.spec()));
   // A job for a device this server lacks could only fail.
-  if (config.device == DeviceChoice::kGpu && VisibleGpuCount() == 0) {
-    return absl::FailedPreconditionError(
-        HasCudaBackend()
-            ? "training.device: gpu, but this server has no visible GPU; submit it to a server "
-              "on a GPU node, or use device: cpu or auto"
-            : "training.device: gpu, but this server was built without the CUDA backend; use "
-              "device: cpu or auto");
-  }
-  // Data paths name files on this server: refuse a job that could only fail.
-  for (const auto& [where, src] : {std::make_pair("data.train", &request.spec().data().train()),
-                                   std::make_pair("data.test", &request.spec().data().test())}) {
-    std::vector<std::pair<std::string, std::string>> files;
-    if (src->has_idx()) {
-      files = {{".idx.images", src->idx().images()}, {".idx.labels", src->idx().labels()}};
-    } else if (src->has_csv()) {
-      files = {{".csv.path", src->csv().path()}};
-    }
-    for (const auto& [field, path] : files) {
-      std::error_code ec;
-      if (!std::filesystem::is_regular_file(path, ec)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, field, ": no such file on the server: ", path));
-      }
-    }
-  }
+  RETURN_IF_ERROR(CheckDevice(config, admission_.gpus()));
+  // Data files: beneath the data roots, or uploaded data sets that exist (opened to estimate
+  // the data set's memory, closed again: the job opens them anew when it starts).
+  ASSIGN_OR_RETURN(const Admitted admitted, Admit(request.spec(), config));
 
   absl::MutexLock persist(&persist_mu_);
   v1::Job job;
   v1::JobEvent event;
   {
     absl::MutexLock lock(&mu_);
-    if (!request.request_id().empty()) {
-      if (auto it = by_request_id_.find(request.request_id()); it != by_request_id_.end()) {
-        const v1::Job& existing = jobs_.at(it->second).job;
-        if (google::protobuf::util::MessageDifferencer::Equals(existing.spec(), request.spec())) {
-          return existing;
-        }
-        return absl::AlreadyExistsError(absl::StrCat("request_id \"", request.request_id(),
-                                                     "\" was already used for job ", existing.id(),
-                                                     " with a different spec"));
-      }
+    if (std::optional<absl::StatusOr<v1::Job>> replay = ReplayLocked(request)) {
+      return *std::move(replay);  // a concurrent retry stored it meanwhile
     }
     if (!intake_open_) {
       return absl::UnavailableError("the server is shutting down and accepts no new jobs");
     }
-    const int64_t queued = std::count_if(queue_.begin(), queue_.end(), [&](const std::string& q) {
+    const std::vector<std::string> waiting = queue_.ids();
+    const int64_t queued = std::count_if(waiting.begin(), waiting.end(), [&](const std::string& q) {
       return jobs_.at(q).job.state() == v1::JOB_STATE_QUEUED;
     });
     if (queued >= options_.max_queued_jobs) {
@@ -452,6 +296,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
     *job.mutable_spec() = request.spec();
     job.set_state(v1::JOB_STATE_QUEUED);
     job.set_request_id(request.request_id());
+    *job.mutable_memory_estimate() = ToProto(admitted.estimate);
     *job.mutable_create_time() = TimeUtil::GetCurrentTime();
     event.set_sequence(0);
     event.set_state(v1::JOB_STATE_QUEUED);
@@ -467,11 +312,55 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitJobRequest& request) 
   by_seq_[e.seq] = job.id();
   if (!job.request_id().empty()) by_request_id_[job.request_id()] = job.id();
   jobs_[job.id()] = std::move(e);
-  queue_.push_back(job.id());
+  queue_.Push(job.id(), admitted.demand);
   PublishJobGauges();
   ServerMetrics().JobSubmitted();
+  ServerMetrics().AdmissionDecided(AdmissionDecision::kAccepted);
   cajal::Log(LogLevel::kInfo, "job submitted", {{"job_id", job.id()}, {"state", "queued"}});
   return job;
+}
+
+std::optional<absl::StatusOr<v1::Job>> JobManager::Replay(const v1::SubmitJobRequest& request) {
+  absl::MutexLock lock(&mu_);
+  return ReplayLocked(request);
+}
+
+std::optional<absl::StatusOr<v1::Job>> JobManager::ReplayLocked(
+    const v1::SubmitJobRequest& request) {
+  if (request.request_id().empty()) return std::nullopt;
+  auto it = by_request_id_.find(request.request_id());
+  if (it == by_request_id_.end()) return std::nullopt;
+  const v1::Job& existing = jobs_.at(it->second).job;
+  if (google::protobuf::util::MessageDifferencer::Equals(existing.spec(), request.spec())) {
+    return absl::StatusOr<v1::Job>(existing);
+  }
+  return absl::StatusOr<v1::Job>(absl::AlreadyExistsError(
+      absl::StrCat("request_id \"", request.request_id(), "\" was already used for job ",
+                   existing.id(), " with a different spec")));
+}
+
+absl::StatusOr<Admitted> JobManager::Estimate(const v1::JobSpec& spec, JobConfig config) const {
+  // Held open while the estimate inspects them (an uploaded data set has no path of its own).
+  ASSIGN_OR_RETURN(const JobFiles files, options_.data->Open(spec, &config));
+  return admission_.Estimate(config);
+}
+
+absl::StatusOr<Admitted> JobManager::Admit(const v1::JobSpec& spec, const JobConfig& config) {
+  ASSIGN_OR_RETURN(Admitted admitted, Estimate(spec, config));
+  if (absl::Status s = admission_.CheckCapacity(admitted); !s.ok()) {
+    ServerMetrics().AdmissionDecided(AdmissionDecision::kTooLarge);
+    return s;
+  }
+  int64_t reserved;
+  {
+    absl::MutexLock lock(&mu_);
+    reserved = queue_.reserved_bytes();
+  }
+  if (absl::Status s = admission_.CheckNow(admitted, reserved); !s.ok()) {
+    ServerMetrics().AdmissionDecided(AdmissionDecision::kNotNow);
+    return s;
+  }
+  return admitted;
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& id) const {
@@ -536,6 +425,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
     if (to == v1::JOB_STATE_CANCELLING) jobs_.at(id).stop->store(true);
+    if (to == v1::JOB_STATE_CANCELLED && queue_.Remove(id)) PublishJobGauges();
   }
   return Get(id);
 }
@@ -615,7 +505,7 @@ absl::StatusOr<std::string> JobManager::ModelPath(const std::string& id) const {
     return absl::FailedPreconditionError(absl::StrCat("job ", id, " is ", StateName(job.state()),
                                                       "; only a SUCCEEDED job has a model"));
   }
-  return JobDir(id) + "/model.cajal";
+  return ModelFilePath(JobDir(id));
 }
 
 absl::StatusOr<std::shared_ptr<EventLog>> JobManager::TryLog(const std::string& id) {
@@ -643,146 +533,126 @@ absl::StatusOr<std::shared_ptr<EventLog>> JobManager::Log(const std::string& id)
 
 void JobManager::WorkerLoop() {
   while (true) {
-    std::string id;
+    Lease lease;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](JobManager* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m->mu_) {
-            return m->shutting_down_ || !m->queue_.empty();
+            return m->shutting_down_ || (m->intake_open_ && m->queue_.CanPick());
           },
           this));
       if (shutting_down_) return;
-      id = queue_.front();
-      queue_.pop_front();
+      lease = *queue_.Pick();
+      running_[lease.id] = lease;
       PublishJobGauges();
     }
-    RunJob(id);
+    RunQueued(lease);
   }
 }
 
-void JobManager::RunJob(const std::string& id) {
-  v1::JobSpec spec;
-  std::shared_ptr<std::atomic<bool>> stop;
-  bool resumed = false;
+void JobManager::Release(const Lease& lease) {
+  absl::MutexLock lock(&mu_);
+  queue_.Release(lease);
+  running_.erase(lease.id);
+  PublishJobGauges();
+}
+
+void JobManager::RunQueued(const Lease& lease) {
+  // The job's memory and GPU go back as soon as its run is over: before its final state, so a
+  // client that sees it finished finds them free.
+  absl::Cleanup release = [this, &lease] { Release(lease); };
+  const std::string& id = lease.id;
+  RunRequest request;
+  request.id = id;
+  request.job_dir = JobDir(id);
+  request.max_threads = threads_per_job_;
+  request.data = options_.data;
+  std::shared_ptr<EventLog> log;
+  absl::Status refusal;
   {
     absl::MutexLock lock(&mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return;
     const JobState state = it->second.job.state();
     if (state != v1::JOB_STATE_QUEUED && state != v1::JOB_STATE_RUNNING) return;  // cancelled
-    resumed = state == v1::JOB_STATE_RUNNING;
-    spec = it->second.job.spec();
-    stop = it->second.stop;
+    request.resume = state == v1::JOB_STATE_RUNNING;
+    request.spec = it->second.job.spec();
+    request.stop = it->second.stop;
+    log = it->second.log;
+    refusal = it->second.refusal;
   }
-  if (!resumed && !Transition(id, v1::JOB_STATE_RUNNING, "").ok()) return;
-  auto fail = [&](const absl::Status& s) {
-    (void)Transition(id, v1::JOB_STATE_FAILED, std::string(s.message()));
-  };
-  auto finish_cancelled = [&]() -> bool {
-    absl::MutexLock lock(&mu_);
-    return jobs_.at(id).job.state() == v1::JOB_STATE_CANCELLING;
-  };
-
-  absl::StatusOr<JobConfig> config = ToJobConfig(spec);
-  if (!config.ok()) return fail(config.status());
-  config->threads =
-      config->threads > 0 ? std::min(config->threads, threads_per_job_) : threads_per_job_;
-  absl::StatusOr<std::unique_ptr<TrainingJob>> job = TrainingJob::Prepare(*config);
-  if (!job.ok()) return fail(job.status());
-  std::error_code ec;
-  std::filesystem::create_directories(JobDir(id), ec);
-  if (ec) {
-    return fail(absl::InternalError(
-        absl::StrCat("cannot create the job directory ", JobDir(id), ": ", ec.message())));
-  }
-  const std::string spec_json = SpecToJson(spec);
-  Observer observer(this, id, stop, job->get(), spec_json,
-                    spec.training().checkpoint_every_steps());
-  if (resumed) Resume(id, job->get(), &observer);
-
-  // TensorBoard event files, when asked for: a new file per run (a resumed job adds one).
-  std::unique_ptr<EventWriter> events_writer;
-  std::unique_ptr<EventFileObserver> events;
-  if (spec.training().tfevents()) {
-    absl::StatusOr<std::unique_ptr<EventWriter>> w = EventWriter::Create(JobDir(id) + "/tfevents");
-    if (!w.ok()) return fail(w.status());
-    events_writer = *std::move(w);
-    events = std::make_unique<EventFileObserver>(events_writer.get(),
-                                                 (*job)->train_data().classification(),
-                                                 spec.training().log_every_steps(), &observer);
-  }
-  TrainObserver* top = events ? static_cast<TrainObserver*>(events.get()) : &observer;
-  absl::StatusOr<TrainResult> result;
-  observer.StartClock();
-  try {
-    result = (*job)->Run(top);
-  } catch (const std::exception& e) {
-    result = absl::InternalError(absl::StrCat("training failed: ", e.what()));
-  }
-  if (!observer.status.ok()) return fail(observer.status);
-  if (events && !events->status().ok()) return fail(events->status());
-  if (finish_cancelled()) {
-    (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
+  const absl::StatusOr<bool> counted = crash_loop_.Begin(id);
+  if (counted.ok() && !*counted) return;  // a clean shutdown began: the next server runs it
+  if (!request.resume && !Transition(id, v1::JOB_STATE_RUNNING, "").ok()) {
+    crash_loop_.End(id);
     return;
   }
-  if (!result.ok()) return fail(result.status());
-  if (result->stop_reason == StopReason::kCancelled) {
-    // The server is shutting down: keep the job RUNNING with a checkpoint of where it stopped;
-    // the next server resumes it from there.
-    observer.Checkpoint();
-    return;
-  }
-  absl::StatusOr<ModelFile> model = SnapshotJob(**job, spec_json);
-  if (absl::Status s =
-          model.ok() ? WriteModelFile(JobDir(id) + "/model.cajal", *model) : model.status();
-      !s.ok()) {
-    return fail(absl::Status(s.code(), absl::StrCat("cannot save the model: ", s.message())));
-  }
-  if (result->has_test) {
-    const int epoch = (*job)->state().epoch;
-    observer.Add(result->steps, epoch, "test_loss", result->test.loss);
-    if ((*job)->train_data().classification()) {
-      observer.Add(result->steps, epoch, "test_accuracy", result->test.accuracy);
+  RunOutcome outcome;
+  absl::StatusOr<Backend*> backend =
+      lease.gpu >= 0 ? GetBackend({DeviceChoice::kGpu, lease.gpu}) : CpuBackend();
+  if (!counted.ok()) {
+    outcome = {RunEnd::kFailed,
+               absl::Status(counted.status().code(), absl::StrCat("cannot record the job's start: ",
+                                                                  counted.status().message()))};
+  } else if (!refusal.ok()) {
+    outcome = {RunEnd::kFailed, refusal};
+  } else if (!backend.ok()) {
+    outcome = {RunEnd::kFailed, backend.status()};
+  } else {
+    request.backend = *backend;
+    if (request.resume) {
+      std::vector<v1::JobEvent> events;
+      log->Read(0, SIZE_MAX, &events);
+      for (const auto& e : events) {
+        if (e.has_metric()) request.recorded.push_back(e.metric());
+      }
     }
+    outcome = RunJob(request, this);
   }
-  observer.Add(result->steps, (*job)->state().epoch, "samples_per_sec", result->samples_per_sec);
-  if (!observer.status.ok()) return fail(observer.status);
-  (void)Transition(id, v1::JOB_STATE_SUCCEEDED, "");
-  std::filesystem::remove(CheckpointPath(id), ec);
+  std::move(release).Invoke();
+  RecordOutcome(id, outcome);
+  crash_loop_.End(id);
 }
 
-void JobManager::Resume(const std::string& id, TrainingJob* job, Observer* observer) {
-  std::shared_ptr<EventLog> log;
-  {
-    absl::MutexLock lock(&mu_);
-    log = jobs_.at(id).log;
+void JobManager::RecordOutcome(const std::string& id, const RunOutcome& outcome) {
+  switch (outcome.end) {
+    case RunEnd::kSucceeded:
+      if (Transition(id, v1::JOB_STATE_SUCCEEDED, "").ok()) {
+        std::error_code ec;
+        std::filesystem::remove(CheckpointPath(id), ec);
+      } else if (Cancelling(id)) {  // a cancel that came in after the last step
+        (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
+      }
+      break;
+    case RunEnd::kFailed:
+      if (Cancelling(id)) {
+        (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
+      } else {
+        (void)Transition(id, v1::JOB_STATE_FAILED, std::string(outcome.error.message()));
+      }
+      break;
+    case RunEnd::kCancelled:
+      (void)Transition(id, v1::JOB_STATE_CANCELLED, "");
+      break;
+    case RunEnd::kInterrupted:
+      break;  // stays RUNNING with its checkpoint; the next server resumes it
   }
-  std::vector<v1::JobEvent> events;
-  log->Read(0, SIZE_MAX, &events);
-  for (const auto& e : events) {
-    if (e.has_metric()) observer->Seen(e.metric());
-  }
-  const std::string path = CheckpointPath(id);
-  if (!std::filesystem::exists(path)) return;  // interrupted before its first checkpoint
-  absl::StatusOr<ModelFile> checkpoint = ReadModelFile(path);
-  absl::Status s =
-      checkpoint.ok() ? RestoreJob(*checkpoint, /*with_state=*/true, job) : checkpoint.status();
-  if (!s.ok()) {
-    // Checkpoints are written atomically, so this means the file was damaged outside cajal;
-    // start over rather than fail the job.
-    cajal::Log(LogLevel::kWarning, "ignoring a damaged checkpoint; the job starts over",
-               {{"job_id", id}, {"error", s.message()}});
-    return;
-  }
+}
+
+void JobManager::SetProgress(const std::string& id, const v1::Progress& progress) {
   absl::MutexLock lock(&mu_);
-  v1::Progress* p = jobs_.at(id).job.mutable_progress();
-  p->set_step(job->state().step);
-  p->set_epoch(job->state().epoch + 1);
-  p->set_total_steps(job->total_steps());
+  auto it = jobs_.find(id);
+  if (it != jobs_.end()) *it->second.job.mutable_progress() = progress;
+}
+
+bool JobManager::Cancelling(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  return it != jobs_.end() && it->second.job.state() == v1::JOB_STATE_CANCELLING;
 }
 
 std::string JobManager::CheckpointPath(const std::string& id) const {
-  return JobDir(id) + "/checkpoint.cajal";
+  return CheckpointFile(JobDir(id));
 }
 
 }  // namespace cajal

@@ -1,8 +1,14 @@
-// The job manager: the in-memory view of every job, the bounded queue, the worker threads
-// that train, cancellation, and each job's event log for watchers.
+// The job manager: the in-memory table of every job, the operations of the API on it, the
+// ordered persistence of each change, and the worker threads that take jobs from the queue
+// and run them. Its rooms are files of their own: the state machine (job_state.h), each job's
+// event log for watchers (event_log.h), admission at submit (admission.h), the queue and the
+// resources jobs wait for there (job_queue.h), crash-loop accounting (crash_loop.h) and the
+// run of one job with its checkpoints (job_runner.h).
 //
-//   QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLING → CANCELLED; QUEUED → CANCELLED.
-//   No other transition happens (IsAllowedTransition).
+// Resources: SubmitJob estimates the job's memory and refuses what could never fit
+// (kInvalidArgument) or cannot fit now (kResourceExhausted); a worker starts the first queued
+// job whose memory fits beside the running jobs' and, for a GPU job, that finds a free GPU
+// (one job per GPU), and runs it on that GPU's backend.
 //
 // Reads (Get, List, event logs of active jobs) are served from memory and never block on
 // disk. Submit, Cancel, Delete and Metrics write or read the store and may block on I/O: the
@@ -14,9 +20,10 @@
 #define CAJAL_SERVICE_SERVER_JOB_MANAGER_H_
 
 #include <atomic>
-#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,7 +32,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "cajal/v1/training_service.pb.h"
-#include "core/train/job.h"
+#include "service/server/admission.h"
+#include "service/server/crash_loop.h"
+#include "service/server/event_log.h"
+#include "service/server/job_data.h"
+#include "service/server/job_queue.h"
+#include "service/server/job_runner.h"
+#include "service/server/job_state.h"
 #include "service/server/store.h"
 
 namespace cajal {
@@ -35,55 +48,32 @@ struct ManagerOptions {
   int max_concurrent_jobs = 1;
   int max_queued_jobs = 100;
   int threads_per_job = 0;  // 0: the available cores divided among the concurrent jobs
+  // A job that was RUNNING when the server stopped uncleanly this many times in a row is
+  // FAILED at load instead of run again (crash_loop.h); 0: never.
+  int crash_loop_limit = 2;
+  // Memory for the jobs together, the live budget, the GPUs (admission.h).
+  AdmissionOptions admission;
+  // Where jobs may read data (confined paths, uploaded data sets). Required; outlives the
+  // manager.
+  const JobData* data = nullptr;
 };
 
-bool IsAllowedTransition(v1::JobState from, v1::JobState to);
-bool IsTerminal(v1::JobState state);
-// kInvalidArgument unless `id` is 32 lowercase hex characters (so it can never name a path
-// outside the data directory).
-absl::Status ValidateJobId(const std::string& id);
+// kFailedPrecondition for training.device gpu on a server that runs no job on a GPU (`gpus` 0),
+// saying why (no CUDA backend, no visible GPU, --gpus 0).
+absl::Status CheckDevice(const JobConfig& config, int gpus);
 
-// Told when a job's event log grows or closes. Called without any manager lock held, possibly
-// from a job thread; implementations must not block.
-class EventListener {
+class JobManager : private JobSink {
  public:
-  virtual ~EventListener() = default;
-  virtual void OnEvents() = 0;
-};
-
-// The ordered events of one job. Thread-safe.
-class EventLog {
- public:
-  // Appends events[from..] (at most `max`) to `out`; returns true when the log is closed (the
-  // job is terminal) and `from` + the events returned reach its end.
-  bool Read(int64_t from, size_t max, std::vector<v1::JobEvent>* out) const;
-  // Listeners are held weakly; a dead one is dropped. Returns false (and subscribes nothing)
-  // when `max` live listeners are already subscribed.
-  bool Subscribe(std::weak_ptr<EventListener> listener, int max = INT32_MAX);
-  int64_t size() const;
-
-  // For the manager.
-  void Append(v1::JobEvent event);
-  void Close();
-
- private:
-  void Notify();
-  mutable absl::Mutex mu_;
-  std::vector<v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::weak_ptr<EventListener>> listeners_ ABSL_GUARDED_BY(mu_);
-};
-
-class JobManager {
- public:
-  // Loads every stored job; queued and interrupted running jobs are queued again.
+  // Loads every stored job; queued and interrupted running jobs are queued again, except a
+  // running job in a crash loop (crash_loop.h), which is FAILED.
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(const ManagerOptions& options,
                                                             Store* store);
-  ~JobManager();
+  ~JobManager() override;
 
   // Starts the workers.
   void Start();
-  // From now on Submit fails with kUnavailable.
+  // A clean shutdown begins: from now on Submit fails with kUnavailable, no queued job
+  // starts, and the running jobs' runs are recorded as ended cleanly.
   void StopIntake();
   // Stops running jobs at their next step boundary (they stay RUNNING in the store and resume
   // when the server restarts) and joins the workers.
@@ -119,28 +109,54 @@ class JobManager {
     int64_t seq = 0;                // creation order, for listing
     std::shared_ptr<EventLog> log;  // null until needed for an old terminal job
     std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);
+    // Set at load for a waiting job this server cannot run (its data are gone, it no longer
+    // fits): it fails when its turn comes.
+    absl::Status refusal;
   };
-  class Observer;
 
   JobManager(const ManagerOptions& options, Store* store);
+  // The job of an earlier submit with the same request_id: it (same spec) or kAlreadyExists
+  // (another spec); nullopt when there is none.
+  std::optional<absl::StatusOr<v1::Job>> Replay(const v1::SubmitJobRequest& request);
+  std::optional<absl::StatusOr<v1::Job>> ReplayLocked(const v1::SubmitJobRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job's estimate (its data files opened through the data roots and data sets) and
+  // demand, with the admission decision counted: the data's error (kPermissionDenied,
+  // kNotFound) when a file cannot be read, kInvalidArgument when it could never fit,
+  // kResourceExhausted when it cannot now.
+  absl::StatusOr<Admitted> Admit(const v1::JobSpec& spec, const JobConfig& config);
+  // The estimate alone, of the files the spec names as the job would read them.
+  absl::StatusOr<Admitted> Estimate(const v1::JobSpec& spec, JobConfig config) const;
+  // What a stored job that waits to run will hold (its estimate is recomputed: the data and
+  // the server's resources may have changed); an error when it cannot run here any more.
+  absl::StatusOr<Admitted> AdmitStored(v1::Job* job) const;
   void WorkerLoop();
-  void RunJob(const std::string& id);
-  // Restores an interrupted job from its checkpoint, if it has one.
-  void Resume(const std::string& id, TrainingJob* job, Observer* observer);
+  // Runs one job taken from the queue to its end (or to a shutdown) and records the outcome.
+  void RunQueued(const Lease& lease);
+  // Gives back a finished job's resources.
+  void Release(const Lease& lease);
+  // The job's state after a run: SUCCEEDED (its checkpoint removed), FAILED, CANCELLED, or
+  // still RUNNING after a shutdown interrupted it.
+  void RecordOutcome(const std::string& id, const RunOutcome& outcome);
+  // JobSink, for the running jobs.
+  void SetProgress(const std::string& id, const v1::Progress& progress) override;
+  absl::Status AddMetric(const std::string& id, const v1::MetricPoint& point) override;
+  bool Cancelling(const std::string& id) override;
   // Moves the job to `to` (with `error` for FAILED), logs the event and persists both.
   absl::Status Transition(const std::string& id, v1::JobState to, const std::string& error);
-  // Appends a metric point and updates latest_metrics; persists.
-  absl::Status AddMetric(const std::string& id, const v1::MetricPoint& point);
   // Applies `mutate` to the job in memory and appends `event` (if any), then persists, in the
   // order of calls. `event` gets its sequence number and time here.
   absl::Status Update(const std::string& id, const std::function<absl::Status(v1::Job*)>& mutate,
                       v1::JobEvent* event);
-  // Sets the cajal_jobs and cajal_queue_depth gauges from memory (exact: they cannot drift).
+  // Sets the cajal_jobs, cajal_queue_depth and resource gauges from memory (exact: they cannot
+  // drift).
   void PublishJobGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ManagerOptions options_;
   Store* const store_;
   int threads_per_job_ = 1;
+  CrashLoopGuard crash_loop_;
+  const Admission admission_;
 
   // Serializes store writes so they land in the order the memory was updated.
   absl::Mutex persist_mu_;
@@ -148,7 +164,8 @@ class JobManager {
   std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, std::string> by_seq_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> by_request_id_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  JobQueue queue_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Lease> running_ ABSL_GUARDED_BY(mu_);  // started by this server
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   bool intake_open_ ABSL_GUARDED_BY(mu_) = true;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;

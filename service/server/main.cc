@@ -11,8 +11,27 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "core/train/memory.h"
 #include "service/server/logging.h"
 #include "service/server/server.h"
+
+namespace {
+
+// Where jobs may read data, and the limits of uploads (docs/security.md).
+void AddDataFlags(CLI::App* app, cajal::ServerOptions* o) {
+  app->add_option("--data_roots", o->data_roots,
+                  "Directories beneath which job specs may name data files, comma-separated "
+                  "(default: DATA_DIR/datasets and the builtin data directory)")
+      ->delimiter(',');
+  app->add_option("--max_dataset_bytes", o->max_dataset_bytes,
+                  "Largest data set UploadDataset accepts, bytes")
+      ->capture_default_str();
+  app->add_option("--max_datasets_bytes", o->max_datasets_bytes,
+                  "Quota: all uploaded data sets together, bytes")
+      ->capture_default_str();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   cajal::ServerOptions o;
@@ -41,6 +60,16 @@ int main(int argc, char** argv) {
   app.add_option("--threads_per_job", o.threads_per_job,
                  "Compute threads per job (0: the available cores divided among concurrent jobs)")
       ->capture_default_str();
+  std::string max_job_memory;
+  app.add_option("--max_job_memory", max_job_memory,
+                 "Memory the jobs may use together: 8GB, 512MiB, bytes (default: what the "
+                 "process may use at start, less 10% and the server's own baseline)");
+  app.add_option("--gpus", o.gpus, "GPUs to run jobs on, one job each (-1: all visible)")
+      ->capture_default_str();
+  app.add_option("--crash_loop_limit", o.crash_loop_limit,
+                 "A job that was running when the server stopped uncleanly this many times in a "
+                 "row is FAILED instead of run again (0: never)")
+      ->capture_default_str();
   app.add_option("--max_message_bytes", o.max_message_bytes, "Largest request accepted, bytes")
       ->capture_default_str();
   app.add_option("--shutdown_grace", grace,
@@ -56,6 +85,7 @@ int main(int argc, char** argv) {
   app.add_option("--tls_key", o.tls_key, "PEM private key for --tls_cert");
   app.add_option("--tls_client_ca", o.tls_client_ca,
                  "PEM CA certificate: require client certificates signed by it (mTLS)");
+  AddDataFlags(&app, &o);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -69,6 +99,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cajald: --shutdown_grace: not a duration: \"%s\" (e.g. 20s)\n",
                  grace.c_str());
     return 2;
+  }
+  if (!max_job_memory.empty()) {
+    absl::StatusOr<int64_t> bytes = cajal::ParseBytes(max_job_memory);
+    if (!bytes.ok() || *bytes <= 0) {
+      std::fprintf(
+          stderr, "cajald: --max_job_memory: %s\n",
+          bytes.ok() ? "must be more than 0 bytes" : std::string(bytes.status().message()).c_str());
+      return 2;
+    }
+    o.max_job_memory = *bytes;
   }
   const double grace_s = absl::ToDoubleSeconds(o.shutdown_grace);
   absl::StatusOr<cajal::LogFormat> format = cajal::ParseLogFormat(log_format);

@@ -3,6 +3,7 @@
 #include <CivetServer.h>  // CivetCallbacks: the Exposer takes civetweb's callbacks
 #include <civetweb.h>
 #include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -172,9 +173,15 @@ Metrics::Metrics(const std::string& backend) : registry_(std::make_shared<promet
       .Register(r)
       .Add({})
       .Set(ProcessStartTimeSeconds());
-  // No GPU backend exists yet, so there is no device-memory gauge (docs/observability.md).
 
-  // Jobs.
+  DeclareJobs(r);
+  DeclareTraining(r);
+  DeclareResources(r);
+  DeclareStorageAndRpcs(r);
+}
+
+// Jobs.
+void Metrics::DeclareJobs(prometheus::Registry& r) {
   jobs_submitted_ = &BuildCounter()
                          .Name("cajal_jobs_submitted_total")
                          .Help("Jobs accepted by SubmitJob (idempotent retries not counted)")
@@ -207,8 +214,10 @@ Metrics::Metrics(const std::string& backend) : registry_(std::make_shared<promet
                           "will resume")
                       .Register(r)
                       .Add({});
+}
 
-  // Training.
+// Training.
+void Metrics::DeclareTraining(prometheus::Registry& r) {
   steps_ = &BuildCounter()
                 .Name("cajal_steps_total")
                 .Help("Training steps (batches) completed, all jobs")
@@ -234,8 +243,50 @@ Metrics::Metrics(const std::string& backend) : registry_(std::make_shared<promet
   // Loss and accuracy are not exported: they are per job, and a job id must not be a label;
   // summed or averaged across different models they mean nothing. GetJobMetrics, WatchJob and
   // the job's TensorBoard events carry them (docs/observability.md).
+}
 
-  // Checkpoints and the store.
+// Resources (docs/resources.md).
+void Metrics::DeclareResources(prometheus::Registry& r) {
+  admission_decisions_ = &BuildCounter()
+                              .Name("cajal_admission_decisions_total")
+                              .Help(
+                                  "SubmitJob's resource decisions: accepted, too_large "
+                                  "(INVALID_ARGUMENT: could never fit), not_now "
+                                  "(RESOURCE_EXHAUSTED: cannot fit now)")
+                              .Register(r);
+  for (const char* d : {"accepted", "too_large", "not_now"}) {
+    admission_decisions_->Add({{"decision", d}});
+  }
+  job_memory_capacity_ = &BuildGauge()
+                              .Name("cajal_job_memory_capacity_bytes")
+                              .Help(
+                                  "Memory the server's jobs may use together (--max_job_memory, "
+                                  "or the process's budget at start), bytes")
+                              .Register(r)
+                              .Add({});
+  job_memory_reserved_ = &BuildGauge()
+                              .Name("cajal_job_memory_reserved_bytes")
+                              .Help("Memory estimates of the running jobs together, bytes")
+                              .Register(r)
+                              .Add({});
+  gpu_jobs_ = &BuildGauge()
+                   .Name("cajal_gpu_jobs")
+                   .Help("Jobs running on each GPU the server uses (0 or 1)")
+                   .Register(r);
+  gpu_memory_total_ = &BuildGauge()
+                           .Name("cajal_gpu_memory_total_bytes")
+                           .Help("Memory of each GPU the server uses, bytes")
+                           .Register(r);
+  gpu_memory_used_ = &BuildGauge()
+                          .Name("cajal_gpu_memory_used_bytes")
+                          .Help(
+                              "Memory in use on each GPU the server uses (by any process), "
+                              "bytes, read at every scrape")
+                          .Register(r);
+}
+
+// Checkpoints, the store and RPCs.
+void Metrics::DeclareStorageAndRpcs(prometheus::Registry& r) {
   checkpoint_duration_ = &BuildHistogram()
                               .Name("cajal_checkpoint_duration_seconds")
                               .Help(
@@ -294,6 +345,39 @@ void Metrics::SetJobCounts(const std::map<v1::JobState, int64_t>& by_state, int6
         .Set(it == by_state.end() ? 0.0 : static_cast<double>(it->second));
   }
   queue_depth_->Set(static_cast<double>(queue_depth));
+}
+
+void Metrics::AdmissionDecided(AdmissionDecision decision) {
+  const char* label = decision == AdmissionDecision::kAccepted   ? "accepted"
+                      : decision == AdmissionDecision::kTooLarge ? "too_large"
+                                                                 : "not_now";
+  admission_decisions_->Add({{"decision", label}}).Increment();
+}
+
+void Metrics::SetJobResources(int64_t capacity_bytes, int64_t reserved_bytes,
+                              const std::vector<int>& jobs_per_gpu) {
+  job_memory_capacity_->Set(static_cast<double>(capacity_bytes));
+  job_memory_reserved_->Set(static_cast<double>(reserved_bytes));
+  for (size_t g = 0; g < jobs_per_gpu.size(); ++g) {
+    gpu_jobs_->Add({{"gpu", std::to_string(g)}}).Set(jobs_per_gpu[g]);
+  }
+}
+
+void Metrics::SetGpuInfoSource(int gpus, std::function<absl::StatusOr<GpuInfo>(int)> info) {
+  absl::MutexLock lock(&gpu_mu_);
+  gpus_ = gpus;
+  gpu_info_ = std::move(info);
+}
+
+void Metrics::RefreshGpus() {
+  absl::MutexLock lock(&gpu_mu_);
+  for (int g = 0; g < gpus_ && gpu_info_; ++g) {
+    absl::StatusOr<GpuInfo> info = gpu_info_(g);
+    if (!info.ok()) continue;
+    const prometheus::Labels labels = {{"gpu", std::to_string(g)}};
+    gpu_memory_total_->Add(labels).Set(static_cast<double>(info->total_bytes));
+    gpu_memory_used_->Add(labels).Set(static_cast<double>(info->total_bytes - info->free_bytes));
+  }
 }
 
 void Metrics::StepDone(double seconds, int64_t samples) {
@@ -455,6 +539,19 @@ int Reply(mg_connection* conn, int status, const char* body) {
 
 int HealthHandler(mg_connection* conn, void* /*endpoint*/) { return Reply(conn, 200, "ok\n"); }
 
+// What /metrics collects: the registry, after the gauges read at scrape time are refreshed.
+class Scrape : public prometheus::Collectable {
+ public:
+  explicit Scrape(Metrics* metrics) : metrics_(metrics) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    metrics_->RefreshGpus();
+    return metrics_->registry()->Collect();
+  }
+
+ private:
+  Metrics* metrics_;
+};
+
 int ReadyHandler(mg_connection* conn, void* endpoint) {
   const bool ready = static_cast<const MetricsEndpoint*>(endpoint)->ready();
   return ready ? Reply(conn, 200, "ready\n") : Reply(conn, 503, "not ready\n");
@@ -486,7 +583,8 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(const st
   if (ctx == nullptr) return absl::InternalError("civetweb did not report its context");
   mg_set_request_handler(ctx, "/healthz", HealthHandler, e.get());
   mg_set_request_handler(ctx, "/readyz", ReadyHandler, e.get());
-  e->exposer_->RegisterCollectable(metrics->registry());
+  e->scrape_ = std::make_shared<Scrape>(metrics);
+  e->exposer_->RegisterCollectable(e->scrape_);
   const std::vector<int> ports = e->exposer_->GetListeningPorts();
   if (ports.empty()) return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   e->port_ = ports[0];

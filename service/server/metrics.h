@@ -13,7 +13,8 @@
 //   endpoint->port();  endpoint->SetReady(true);
 //
 // Names carry base units (seconds, bytes) and `_total` on counters; labels are bounded
-// (job state, gRPC method and code, build version): never a job id. docs/observability.md
+// (job state, gRPC method and code, admission decision, GPU index, build version): never a
+// job id. docs/observability.md
 // lists every metric and the PromQL that reads it.
 //
 // Thread-safe: every method may be called from any thread (prometheus-cpp metrics are
@@ -22,6 +23,7 @@
 #define CAJAL_SERVICE_SERVER_METRICS_H_
 
 #include <grpcpp/support/server_interceptor.h>
+#include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -29,6 +31,7 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "cajal/v1/training_service.pb.h"
+#include "core/backend/registry.h"
 
 namespace prometheus {
 class Exposer;
@@ -50,6 +54,13 @@ const std::vector<double>& StepDurationBuckets();
 const std::vector<double>& CheckpointDurationBuckets();
 const std::vector<double>& StoreWriteDurationBuckets();
 const std::vector<double>& RpcDurationBuckets();
+
+// What SubmitJob decided about a job's resources (the `decision` label).
+enum class AdmissionDecision {
+  kAccepted,  // stored and queued
+  kTooLarge,  // INVALID_ARGUMENT: over the memory for jobs (or a GPU's): it could never run here
+  kNotNow,    // RESOURCE_EXHAUSTED: over what the server could give it now
+};
 
 // The lower-case state name used as the `state` label: "queued", "running", ...
 std::string JobStateLabel(v1::JobState state);
@@ -70,6 +81,18 @@ class Metrics {
   // The manager's exact counts (recomputed under its lock, so the gauges never drift).
   void SetJobCounts(const std::map<v1::JobState, int64_t>& by_state, int64_t queue_depth);
 
+  // Resources.
+  void AdmissionDecided(AdmissionDecision decision);
+  // The memory for jobs (--max_job_memory), what the running jobs' estimates reserve of it,
+  // and the jobs running on each GPU (one entry per GPU the server uses).
+  void SetJobResources(int64_t capacity_bytes, int64_t reserved_bytes,
+                       const std::vector<int>& jobs_per_gpu);
+  // Where the per-GPU memory gauges come from; read at every scrape (RefreshGpus).
+  void SetGpuInfoSource(int gpus, std::function<absl::StatusOr<GpuInfo>(int)> info);
+  // Reads the source for every GPU into cajal_gpu_memory_{total,used}_bytes; a GPU whose read
+  // fails keeps its last values.
+  void RefreshGpus();
+
   // Training. `samples` are the examples of one step.
   void StepDone(double seconds, int64_t samples);
   // Checkpoints: one call per attempt.
@@ -87,6 +110,12 @@ class Metrics {
   void RemoveThroughput(const void* meter);
 
  private:
+  // The constructor's parts: each declares a group of metrics on `r`.
+  void DeclareJobs(prometheus::Registry& r);
+  void DeclareTraining(prometheus::Registry& r);
+  void DeclareResources(prometheus::Registry& r);
+  void DeclareStorageAndRpcs(prometheus::Registry& r);
+
   std::shared_ptr<prometheus::Registry> registry_;
 
   prometheus::Counter* jobs_submitted_;
@@ -101,6 +130,13 @@ class Metrics {
   prometheus::Histogram* step_duration_;
   prometheus::Gauge* throughput_;
 
+  prometheus::Family<prometheus::Counter>* admission_decisions_;
+  prometheus::Gauge* job_memory_capacity_;
+  prometheus::Gauge* job_memory_reserved_;
+  prometheus::Family<prometheus::Gauge>* gpu_jobs_;
+  prometheus::Family<prometheus::Gauge>* gpu_memory_total_;
+  prometheus::Family<prometheus::Gauge>* gpu_memory_used_;
+
   prometheus::Histogram* checkpoint_duration_;
   prometheus::Counter* checkpoint_failures_;
   prometheus::Histogram* store_write_duration_;
@@ -110,6 +146,10 @@ class Metrics {
 
   absl::Mutex throughput_mu_;
   std::map<const void*, double> throughput_by_meter_ ABSL_GUARDED_BY(throughput_mu_);
+
+  absl::Mutex gpu_mu_;
+  int gpus_ ABSL_GUARDED_BY(gpu_mu_) = 0;
+  std::function<absl::StatusOr<GpuInfo>(int)> gpu_info_ ABSL_GUARDED_BY(gpu_mu_);
 };
 
 // The process's metrics: what cajald's /metrics serves. Created on first use.
@@ -160,6 +200,8 @@ class MetricsEndpoint {
   MetricsEndpoint() = default;
   std::atomic<bool> ready_{false};
   int port_ = 0;
+  std::shared_ptr<prometheus::Collectable> scrape_;  // what /metrics collects (the Exposer
+                                                     // holds it weakly)
   // Destroyed first: stops civetweb's threads before anything its handlers read goes away.
   std::unique_ptr<prometheus::Exposer> exposer_;
 };

@@ -16,7 +16,12 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/backend/registry.h"
+#include "core/data/dataset.h"
+#include "core/train/memory.h"
 #include "core/util/status_macros.h"
+#include "service/server/logging.h"
 
 namespace cajal {
 
@@ -41,6 +46,19 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.threads_per_job < 0) {
     return bad("threads_per_job", absl::StrCat("must be >= 0, got ", o.threads_per_job));
   }
+  if (o.max_job_memory < 0) {
+    return bad("max_job_memory", absl::StrCat("must be >= 0, got ", o.max_job_memory));
+  }
+  const int visible = VisibleGpuCount();
+  if (o.gpus < -1 || o.gpus > visible) {
+    return bad("gpus", absl::StrCat("must be in [0, ", visible,
+                                    "] (the GPUs this process sees), "
+                                    "or -1 for all of them, got ",
+                                    o.gpus));
+  }
+  if (o.crash_loop_limit < 0) {
+    return bad("crash_loop_limit", absl::StrCat("must be >= 0, got ", o.crash_loop_limit));
+  }
   if (o.shutdown_grace < absl::ZeroDuration()) return bad("shutdown_grace", "must be >= 0");
   if (o.max_watchers_per_job < 1) {
     return bad("max_watchers_per_job", absl::StrCat("must be > 0, got ", o.max_watchers_per_job));
@@ -48,11 +66,25 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return bad(o.tls_cert.empty() ? "tls_cert" : "tls_key", "--tls_cert and --tls_key go together");
   }
+  if (o.max_dataset_bytes < 1) {
+    return bad("max_dataset_bytes", absl::StrCat("must be > 0, got ", o.max_dataset_bytes));
+  }
+  if (o.max_datasets_bytes < 0) {
+    return bad("max_datasets_bytes", absl::StrCat("must be >= 0, got ", o.max_datasets_bytes));
+  }
   if (!o.tls_client_ca.empty() && o.tls_cert.empty()) {
     return bad("tls_client_ca",
                "needs --tls_cert and --tls_key (mTLS is TLS with client certificates)");
   }
   return absl::OkStatus();
+}
+
+std::vector<std::string> EffectiveDataRoots(const ServerOptions& o) {
+  if (!o.data_roots.empty()) return o.data_roots;
+  std::vector<std::string> roots = {o.data_dir + "/datasets"};
+  std::error_code ec;
+  if (std::filesystem::is_directory(BuiltinDataDir(), ec)) roots.push_back(BuiltinDataDir());
+  return roots;
 }
 
 namespace {
@@ -121,15 +153,38 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
         absl::StrCat("--data_dir ", options.data_dir, ": cannot create: ", ec.message()));
   }
   ASSIGN_OR_RETURN(s->store_, Store::Open(options.data_dir + "/cajal.db"));
+  DatasetLimits limits;
+  limits.max_dataset_bytes = options.max_dataset_bytes;
+  limits.max_total_bytes = options.max_datasets_bytes;
+  ASSIGN_OR_RETURN(s->datasets_, DatasetStore::Open(options.data_dir + "/datasets", limits));
+  ASSIGN_OR_RETURN(s->data_roots_, DataRoots::Create(EffectiveDataRoots(options)));
+  Log(LogLevel::kInfo, "data roots",
+      {{"roots", absl::StrJoin(s->data_roots_->dirs(), ",")},
+       {"confinement", DataRoots::MechanismName(s->data_roots_->mechanism())}});
+  s->job_data_ = std::make_unique<JobData>(s->data_roots_.get(), s->datasets_.get());
   ManagerOptions mo;
+  mo.data = s->job_data_.get();
   mo.data_dir = options.data_dir;
   mo.max_concurrent_jobs = options.max_concurrent_jobs;
   mo.max_queued_jobs = options.max_queued_jobs;
   mo.threads_per_job = options.threads_per_job;
+  mo.crash_loop_limit = options.crash_loop_limit;
+  mo.admission.capacity = options.max_job_memory > 0
+                              ? FlagBudget(options.max_job_memory, "--max_job_memory")
+                              : DefaultJobMemory();
+  mo.admission.gpus = options.gpus < 0 ? VisibleGpuCount() : options.gpus;
+  Log(LogLevel::kInfo, "resources for jobs",
+      {{"memory", FormatBytes(mo.admission.capacity.bytes)},
+       {"memory_source", mo.admission.capacity.source},
+       {"gpus", std::to_string(mo.admission.gpus)}});
+  ServerMetrics().SetGpuInfoSource(mo.admission.gpus, GetGpuInfo);
   ASSIGN_OR_RETURN(s->manager_, JobManager::Create(mo, s->store_.get()));
   s->executor_ = std::make_unique<Executor>();
-  s->service_ = std::make_unique<TrainingServiceImpl>(s->manager_.get(), s->executor_.get(),
-                                                      &s->auth_, options.max_watchers_per_job);
+  s->artifact_executor_ = std::make_unique<Executor>();
+  s->dataset_executor_ = std::make_unique<Executor>();
+  s->service_ = std::make_unique<TrainingServiceImpl>(
+      s->manager_.get(), s->executor_.get(), s->artifact_executor_.get(), &s->auth_,
+      options.max_watchers_per_job, s->datasets_.get(), s->dataset_executor_.get());
 
   if (options.metrics_port >= 0) {
     ASSIGN_OR_RETURN(s->metrics_,
@@ -170,7 +225,9 @@ void Server::Shutdown(absl::Duration grace) {
   server_->Shutdown(deadline);
   server_->Wait();
   manager_->Shutdown();
-  executor_.reset();  // drains posted store work
+  executor_.reset();           // drains posted store work
+  artifact_executor_.reset();  // downloads being prepared
+  dataset_executor_.reset();   // and upload work (every upload stream has ended)
 }
 
 Server::~Server() {

@@ -10,11 +10,15 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "service/server/auth.h"
+#include "service/server/data_roots.h"
+#include "service/server/datasets.h"
 #include "service/server/executor.h"
+#include "service/server/job_data.h"
 #include "service/server/job_manager.h"
 #include "service/server/metrics.h"
 #include "service/server/store.h"
@@ -32,6 +36,14 @@ struct ServerOptions {
   int max_concurrent_jobs = 1;
   int max_queued_jobs = 100;
   int threads_per_job = 0;
+  // A job that was running when the server stopped uncleanly this many times in a row is
+  // FAILED instead of run again (docs/durability.md); 0: never.
+  int crash_loop_limit = 2;
+  // Memory the jobs may use together, bytes (docs/resources.md). 0: what the process may use
+  // when the server starts (cgroup memory.max or MemAvailable, less 10%), less its baseline.
+  int64_t max_job_memory = 0;
+  // GPUs to run jobs on, one job each: GPUs 0..gpus-1 of the visible ones. -1: all visible.
+  int gpus = -1;
   int max_message_bytes = 4 << 20;
   int max_watchers_per_job = 4096;
   absl::Duration shutdown_grace = absl::Seconds(20);
@@ -40,7 +52,15 @@ struct ServerOptions {
   std::string tls_cert;         // PEM certificate chain; with tls_key, serve TLS
   std::string tls_key;          // PEM private key
   std::string tls_client_ca;    // PEM CA: require and verify client certificates (mTLS)
+  // Data (docs/security.md). Directories beneath which job specs may name files; empty:
+  // DATA_DIR/datasets and the builtin data directory (BuiltinDataDir(), when it exists).
+  std::vector<std::string> data_roots;
+  int64_t max_dataset_bytes = int64_t{1} << 30;    // one uploaded data set
+  int64_t max_datasets_bytes = int64_t{10} << 30;  // all uploaded data sets together
 };
+
+// The roots `options` asks for, defaults filled in.
+std::vector<std::string> EffectiveDataRoots(const ServerOptions& options);
 
 // kInvalidArgument naming the flag.
 absl::Status ValidateServerOptions(const ServerOptions& options);
@@ -62,8 +82,13 @@ class Server {
 
   ServerOptions options_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<DatasetStore> datasets_;
+  std::unique_ptr<DataRoots> data_roots_;
+  std::unique_ptr<JobData> job_data_;
   std::unique_ptr<JobManager> manager_;
-  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<Executor> executor_;           // the store's calls
+  std::unique_ptr<Executor> artifact_executor_;  // DownloadModel's files (ONNX export)
+  std::unique_ptr<Executor> dataset_executor_;  // uploads and deletions: disk I/O off reactions
   Authenticator auth_;
   std::unique_ptr<TrainingServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -23,6 +23,8 @@ constexpr const char* kMigrations[] = {
     "  sequence INTEGER NOT NULL,"
     "  event BLOB NOT NULL,"
     "  PRIMARY KEY (job_id, sequence)) WITHOUT ROWID;",
+    // 1 → 2: crash-loop detection (Store::StartRun).
+    "ALTER TABLE jobs ADD COLUMN interrupted_runs INTEGER NOT NULL DEFAULT 0;",
 };
 
 // Observes one write transaction's time in cajal_store_write_duration_seconds when it ends,
@@ -249,6 +251,56 @@ absl::Status Store::DeleteJob(const std::string& job_id) {
     return s;
   }
   return Exec("COMMIT;");
+}
+
+absl::Status Store::UpdateJobRow(const char* sql, const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  WriteTimer timer;
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
+  auto body = [&]() -> absl::Status {
+    Stmt st;
+    if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK) {
+      return Error("prepare run count update");
+    }
+    sqlite3_bind_text(st.s, 1, job_id.data(), static_cast<int>(job_id.size()), SQLITE_TRANSIENT);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return Error("update run count");
+    if (sqlite3_changes(db_) == 0) {
+      return absl::NotFoundError(absl::StrCat("store: job ", job_id, " not found"));
+    }
+    return absl::OkStatus();
+  };
+  absl::Status s = body();
+  if (!s.ok()) {
+    (void)Exec("ROLLBACK;");
+    return s;
+  }
+  return Exec("COMMIT;");
+}
+
+absl::Status Store::StartRun(const std::string& job_id) {
+  return UpdateJobRow("UPDATE jobs SET interrupted_runs = interrupted_runs + 1 WHERE id = ?1",
+                      job_id);
+}
+
+absl::Status Store::EndRun(const std::string& job_id) {
+  return UpdateJobRow("UPDATE jobs SET interrupted_runs = 0 WHERE id = ?1", job_id);
+}
+
+absl::StatusOr<std::map<std::string, int>> Store::LoadInterruptedRuns() {
+  absl::MutexLock lock(&mu_);
+  Stmt st;
+  if (sqlite3_prepare_v2(db_, "SELECT id, interrupted_runs FROM jobs WHERE interrupted_runs > 0",
+                         -1, &st.s, nullptr) != SQLITE_OK) {
+    return Error("prepare run count scan");
+  }
+  std::map<std::string, int> counts;
+  int rc;
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
+    const auto* id = reinterpret_cast<const char*>(sqlite3_column_text(st.s, 0));
+    counts[id != nullptr ? id : ""] = sqlite3_column_int(st.s, 1);
+  }
+  if (rc != SQLITE_DONE) return Code(db_, rc, "scan run counts");
+  return counts;
 }
 
 }  // namespace cajal

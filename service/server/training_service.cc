@@ -156,11 +156,12 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
   const int max_watchers_;
 };
 
-// Streams the model file in kModelChunkBytes pieces.
+// Streams a job's files in kModelChunkBytes pieces.
 class DownloadReactor : public grpc::ServerWriteReactor<v1::ModelChunk> {
  public:
-  // Streams the files one after the other, as much of each as it held when the call began.
-  explicit DownloadReactor(const absl::StatusOr<std::vector<std::string>>& paths) {
+  // Streams the files one after the other, as much of each as it held when Begin was called.
+  // Called once, from the executor that found the files.
+  void Begin(const absl::StatusOr<std::vector<std::string>>& paths) {
     if (!paths.ok()) {
       Finish(ToGrpcStatus(paths.status()));
       return;
@@ -222,6 +223,86 @@ class DownloadReactor : public grpc::ServerWriteReactor<v1::ModelChunk> {
   v1::ModelChunk chunk_;
 };
 
+// A read stream that ends at once with an error.
+template <class T>
+class ErrorReadReactor : public grpc::ServerReadReactor<T> {
+ public:
+  explicit ErrorReadReactor(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
+// Receives one data set: the header, then the chunks, each written by the data set executor
+// before the next read starts (so at most one chunk is held in memory per upload). Ends with
+// the stored data set once the client half-closes and every byte checks out; anything else
+// ends with an error and leaves nothing behind (the Upload removes its files when destroyed).
+class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
+ public:
+  UploadReactor(grpc::CallbackServerContext* ctx, DatasetStore* store, Executor* io,
+                v1::Dataset* response)
+      : ctx_(ctx), store_(store), io_(io), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    // The work touches the disk: off the reaction, on the executor, which then reads again or
+    // finishes.
+    io_->Post([this, ok] {
+      const absl::Status s = ok ? Take() : End();
+      if (!s.ok() || !ok) {
+        upload_.reset();  // an unfinished upload removes its files here
+        Finish(ToGrpcStatus(s));
+        return;
+      }
+      StartRead(&request_);
+    });
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // One message of the stream.
+  absl::Status Take() {
+    if (request_.has_header()) {
+      if (upload_ != nullptr) {
+        return absl::InvalidArgumentError("header: sent twice; send it once, first");
+      }
+      absl::StatusOr<std::unique_ptr<DatasetStore::Upload>> upload =
+          store_->Begin(request_.header());
+      if (!upload.ok()) return upload.status();
+      upload_ = *std::move(upload);
+      return absl::OkStatus();
+    }
+    if (upload_ == nullptr) {
+      return absl::InvalidArgumentError("header: the first message must carry the header");
+    }
+    if (request_.part_case() != v1::UploadDatasetRequest::kChunk) {
+      return absl::InvalidArgumentError("a message with neither header nor chunk");
+    }
+    absl::Status s = upload_->Append(request_.chunk());
+    request_.clear_chunk();
+    return s;
+  }
+
+  // The client half-closed, or the call broke.
+  absl::Status End() {
+    if (ctx_->IsCancelled()) return absl::CancelledError("the upload was cancelled");
+    if (upload_ == nullptr) {
+      return absl::InvalidArgumentError("header: the stream ended before the header");
+    }
+    absl::StatusOr<v1::Dataset> dataset = upload_->Commit();
+    if (!dataset.ok()) return dataset.status();
+    *response_ = *std::move(dataset);
+    return absl::OkStatus();
+  }
+
+  grpc::CallbackServerContext* ctx_;
+  DatasetStore* store_;
+  Executor* io_;
+  v1::Dataset* response_;
+  v1::UploadDatasetRequest request_;
+  std::unique_ptr<DatasetStore::Upload> upload_;
+};
+
 // Moves a result's value into the response; returns the status the RPC ends with.
 template <class T>
 absl::Status Fill(absl::StatusOr<T> result, T* response) {
@@ -242,7 +323,8 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::Unary(grpc::CallbackServerContext
   if (where == Where::kInline) {
     reactor->Finish(ToGrpcStatus(call()));
   } else {
-    executor_->Post([reactor, call = std::move(call)] { reactor->Finish(ToGrpcStatus(call())); });
+    Executor* executor = where == Where::kExecutor ? executor_ : dataset_executor_;
+    executor->Post([reactor, call = std::move(call)] { reactor->Finish(ToGrpcStatus(call())); });
   }
   return reactor;
 }
@@ -301,13 +383,42 @@ grpc::ServerWriteReactor<v1::ModelChunk>* TrainingServiceImpl::DownloadModel(
   if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
     return new ErrorWriteReactor<v1::ModelChunk>(auth);
   }
-  return new DownloadReactor(manager_->ArtifactPaths(request->id(), request->artifact()));
+  // Finding the files may export the model to ONNX (seconds for a large model) or list a
+  // directory: never in the reaction.
+  auto* reactor = new DownloadReactor();
+  artifact_executor_->Post(
+      [reactor, manager = manager_, id = request->id(), artifact = request->artifact()] {
+        reactor->Begin(manager->ArtifactPaths(id, artifact));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::DeleteJob(grpc::CallbackServerContext* ctx,
                                                          const v1::DeleteJobRequest* request,
                                                          google::protobuf::Empty* /*response*/) {
   return Unary(ctx, Where::kExecutor, [this, request] { return manager_->Delete(request->id()); });
+}
+
+grpc::ServerReadReactor<v1::UploadDatasetRequest>* TrainingServiceImpl::UploadDataset(
+    grpc::CallbackServerContext* ctx, v1::Dataset* response) {
+  if (absl::Status auth = auth_->Check(*ctx); !auth.ok()) {
+    return new ErrorReadReactor<v1::UploadDatasetRequest>(auth);
+  }
+  return new UploadReactor(ctx, datasets_, dataset_executor_, response);
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::ListDatasets(grpc::CallbackServerContext* ctx,
+                                                            const v1::ListDatasetsRequest* request,
+                                                            v1::ListDatasetsResponse* response) {
+  return Unary(ctx, Where::kInline,
+               [this, request, response] { return Fill(datasets_->List(*request), response); });
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::DeleteDataset(
+    grpc::CallbackServerContext* ctx, const v1::DeleteDatasetRequest* request,
+    google::protobuf::Empty* /*response*/) {
+  return Unary(ctx, Where::kDatasetExecutor,
+               [this, request] { return datasets_->Delete(request->id()); });
 }
 
 }  // namespace cajal

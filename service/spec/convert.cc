@@ -1,5 +1,6 @@
 #include "service/spec/convert.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -144,6 +145,24 @@ absl::Status ValidateLayer(const v1::Layer& l, const std::string& p) {
   return absl::OkStatus();
 }
 
+// A data file is a path or an uploaded data set's id, exactly one. `path_field` is the full
+// field path of the path (data.train.csv.path); `dataset_name` the sibling field's name.
+absl::Status FileOrDataset(const std::string& path_field, const std::string& path,
+                           const std::string& dataset_name, const std::string& dataset) {
+  const std::string parent = path_field.substr(0, path_field.rfind('.') + 1);
+  const std::string dataset_field = parent + dataset_name;
+  if (path.empty() && dataset.empty()) {
+    return Bad(path_field,
+               absl::StrCat("required (or ", dataset_field, ": the id of an uploaded data set)"));
+  }
+  if (!path.empty() && !dataset.empty()) {
+    return Bad(dataset_field,
+               absl::StrCat("set either ", path_field, " or ", dataset_field, ", not both"));
+  }
+  if (!dataset.empty()) return ValidateDatasetId(dataset_field, dataset);
+  return absl::OkStatus();
+}
+
 absl::Status ValidateSource(const v1::DataSource& s, const std::string& p) {
   switch (s.source_case()) {
     case v1::DataSource::kBuiltin:
@@ -153,11 +172,13 @@ absl::Status ValidateSource(const v1::DataSource& s, const std::string& p) {
       }
       break;
     case v1::DataSource::kIdx:
-      if (s.idx().images().empty()) return Bad(p + ".idx.images", "required");
-      if (s.idx().labels().empty()) return Bad(p + ".idx.labels", "required");
+      RETURN_IF_ERROR(FileOrDataset(p + ".idx.images", s.idx().images(), "images_dataset",
+                                    s.idx().images_dataset()));
+      RETURN_IF_ERROR(FileOrDataset(p + ".idx.labels", s.idx().labels(), "labels_dataset",
+                                    s.idx().labels_dataset()));
       break;
     case v1::DataSource::kCsv:
-      if (s.csv().path().empty()) return Bad(p + ".csv.path", "required");
+      RETURN_IF_ERROR(FileOrDataset(p + ".csv.path", s.csv().path(), "dataset", s.csv().dataset()));
       break;
     case v1::DataSource::SOURCE_NOT_SET:
       return Bad(p, "set one of builtin, idx, csv");
@@ -307,6 +328,33 @@ OptimizerKind OptimizerOf(v1::OptimizerKind k) {
 }
 
 }  // namespace
+
+bool IsDatasetId(const std::string& id) {
+  return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+absl::Status ValidateDatasetId(const std::string& field, const std::string& id) {
+  if (IsDatasetId(id)) return absl::OkStatus();
+  return Bad(field, "must be a data set id: 32 lowercase hex characters, as UploadDataset returns");
+}
+
+absl::Status RequireLocalData(const v1::JobSpec& spec) {
+  for (const auto& [where, src] : {std::make_pair("data.train", &spec.data().train()),
+                                   std::make_pair("data.test", &spec.data().test())}) {
+    std::string field;
+    if (!src->csv().dataset().empty()) field = ".csv.dataset";
+    if (!src->idx().images_dataset().empty()) field = ".idx.images_dataset";
+    if (!src->idx().labels_dataset().empty()) field = ".idx.labels_dataset";
+    if (!field.empty()) {
+      return Bad(absl::StrCat(where, field),
+                 "names a data set uploaded to a cajald server, but this command reads local "
+                 "files: name the file's path instead (or submit the job to the server)");
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateSpec(const JobSpec& spec) {
   const auto& m = spec.model();
@@ -587,6 +635,23 @@ bool SameTraining(const v1::JobSpec& a, const v1::JobSpec& b) {
     return s;
   };
   return google::protobuf::util::MessageDifferencer::Equals(training_part(a), training_part(b));
+}
+
+v1::MemoryEstimate ToProto(const MemoryEstimate& e) {
+  v1::MemoryEstimate p;
+  p.set_total_bytes(e.total_bytes());
+  p.set_host_bytes(e.host_bytes);
+  p.set_device_bytes(e.device_bytes);
+  p.set_parameters(e.parameters);
+  if (!e.items.empty()) {
+    const MemoryItem& big = e.Biggest();
+    v1::MemoryItem* b = p.mutable_biggest();
+    b->set_where(big.where);
+    b->set_what(big.what);
+    b->set_bytes(big.bytes);
+    b->set_device(big.device);
+  }
+  return p;
 }
 
 }  // namespace cajal

@@ -13,6 +13,11 @@ with checkpoint_every_steps shows that a resumed job continues from its checkpoi
 
 SIGTERM: exit 0 within --shutdown_grace, health NOT_SERVING while draining, the job resumes at
 the step where it stopped; a second SIGTERM, or the grace running out, still exits 0.
+
+Crash loops (the server's default --crash_loop_limit 2; the crash loop above turns it off, since
+it kills jobs mid-run on purpose): a job running when cajald is killed with SIGKILL twice in a
+row is FAILED at the third start with "the server stopped unexpectedly twice while running this
+job", and the server runs the next job; a SIGTERM between two kills resets the count.
 """
 import os
 import shutil
@@ -64,7 +69,7 @@ def crash_loop():
     mnist_id = None
     for rnd in range(ROUNDS):
         moment = moments[rnd % len(moments)]
-        server = Server(BUILD, data, log, '--max_concurrent_jobs', '2').start()
+        server = Server(BUILD, data, log, '--max_concurrent_jobs', '2', '--crash_loop_limit', '0').start()
         stub = server.stub()
         missing = [i for i in acknowledged if rpc_error(lambda: get(stub, i)) is not None]
         t.check(f'round {rnd + 1}: every acknowledged job is still there ({len(acknowledged)})', not missing, missing)
@@ -128,7 +133,7 @@ def crash_loop():
         t.check(f'round {rnd + 1}: kill -9 {moment}', server.proc.returncode == -9, server.proc.returncode)
 
     # Last start: everything must finish.
-    server = Server(BUILD, data, log, '--max_concurrent_jobs', '2').start()
+    server = Server(BUILD, data, log, '--max_concurrent_jobs', '2', '--crash_loop_limit', '0').start()
     stub = server.stub()
     deadline = time.monotonic() + 150
     states = {}
@@ -292,7 +297,64 @@ def storage_failure():
     server.kill9()
 
 
+def training_in_this_server(stub, job_id, timeout=120):
+    """Waits until the job takes steps in this server (its stored progress does not count: a
+    resumed job shows it before it runs); returns the step, or None."""
+    first = get(stub, job_id).progress.step
+    return wait_for(lambda: (lambda j: j.progress.step if j.state == pb.JOB_STATE_RUNNING and
+                             j.progress.step >= first + 2 else 0)(get(stub, job_id)), timeout, interval=0.02)
+
+
+def crash_loop_rule():
+    data = os.path.join(WORK, 'crash-rule')
+    log = os.path.join(WORK, 'cajald-crash-rule.log')
+    message = 'the server stopped unexpectedly twice while running this job'
+    server = Server(BUILD, data, log).start()
+    stub = server.stub()
+    looping = stub.SubmitJob(pb.SubmitJobRequest(spec=mnist_spec(max_steps=1000000, checkpoint_every=20, epochs=1000)), timeout=30).id
+    waiting = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=3)), timeout=30).id
+    for kill in (1, 2):
+        step = training_in_this_server(stub, looping)
+        server.kill9()
+        t.check(f'crash loop rule: SIGKILL {kill} with the job running (step {step})', step is not None)
+        server = Server(BUILD, data, log).start()
+        stub = server.stub()
+        j = get(stub, looping)
+        if kill == 1:
+            t.check('crash loop rule: after one unclean stop the job is RUNNING again (resumed)',
+                    j.state == pb.JOB_STATE_RUNNING, (j.state, j.error))
+    t.check(f'crash loop rule: after the second, it is FAILED "{message}"',
+            j.state == pb.JOB_STATE_FAILED and message in j.error, (pb.JobState.Name(j.state), j.error))
+    done = wait_for(lambda: get(stub, waiting).state == pb.JOB_STATE_SUCCEEDED, 60)
+    t.check('crash loop rule: the server serves on and runs the job queued behind it', done)
+    events = [e for e in stub.WatchJob(pb.WatchJobRequest(id=looping), timeout=30)]
+    t.check('crash loop rule: its history ends with FAILED and the message',
+            events[-1].state == pb.JOB_STATE_FAILED and message in events[-1].error, events[-1])
+
+    # A clean shutdown between two kills: the count starts over, the job is resumed.
+    job = stub.SubmitJob(pb.SubmitJobRequest(spec=mnist_spec(max_steps=1000000, checkpoint_every=20, epochs=1000)), timeout=30).id
+    for how in ('SIGKILL', 'SIGTERM', 'SIGKILL'):
+        step = training_in_this_server(stub, job)
+        if how == 'SIGKILL':
+            server.kill9()
+        else:
+            server.signal(15)
+            server.wait(30)
+        t.check(f'crash loop rule: {how} with the second job running (step {step})', step is not None)
+        server = Server(BUILD, data, log).start()
+        stub = server.stub()
+    j = get(stub, job)
+    t.check('crash loop rule: SIGKILL, SIGTERM, SIGKILL leaves the job RUNNING (a clean stop resets the count)',
+            j.state == pb.JOB_STATE_RUNNING, (pb.JobState.Name(j.state), j.error))
+    t.check('crash loop rule: and it trains on', training_in_this_server(stub, job) is not None)
+    stub.CancelJob(pb.CancelJobRequest(id=job), timeout=30)
+    server.kill9()
+
+
 def main():
+    start = time.monotonic()
+    crash_loop_rule()
+    print(f'(crash loop rule took {time.monotonic() - start:.0f} s)', flush=True)
     start = time.monotonic()
     crash_loop()
     print(f'(crash loop took {time.monotonic() - start:.0f} s)', flush=True)

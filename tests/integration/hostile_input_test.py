@@ -7,17 +7,29 @@ GetJob and health.
 
 Covers wrong YAML types through `cajal submit --spec` (the CLI's own parser: exit code 2 and
 the field path), negative sizes, NaN/inf, huge shapes (10^9 units, 10^4 layers; 10^7 layers is
-a message over the size limit), unknown enum numbers, empty model, preset+layers, missing data
-files, unknown builtin, hostile ids (`../`, NUL, length, case), paging fields, request_id length,
-oversize messages (the 4 MiB default and a lowered --max_message_bytes), protobuf garbage on raw
-calls and the watcher limit (--max_watchers_per_job 2).
+a message over the size limit), unknown enum numbers, empty model, preset+layers, data files
+outside the data roots or missing, unknown builtin, hostile ids (`../`, NUL, length, case) on
+every method that takes one (DeleteDataset too), paging fields, request_id length, oversize
+messages (the 4 MiB default and a lowered --max_message_bytes), protobuf garbage on raw calls
+and the watcher limit (--max_watchers_per_job 2).
+
+Resources (docs/resources.md): specs that validate but could never fit in memory (two dense
+layers of 10^6 units, an lstm of 200000 units, a conv2d of 100000 filters, batch_size 60000
+with a 100000-unit layer) are INVALID_ARGUMENT at submit with the estimate, the budget and the
+biggest part, and nothing is stored; a restart on the same data dir serves; with
+--max_job_memory far above the machine they are RESOURCE_EXHAUSTED (not now); a job that passes
+the estimate but whose allocations fail (cajald under an address-space limit, RLIMIT_AS, lower
+than the --max_job_memory it was given) FAILS with the core's message while the server serves
+on; bad --max_job_memory and --gpus values stop cajald with exit 2.
 """
+import resource
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tools'))
+from cajal.v1 import dataset_pb2 as dpb  # noqa: E402
 from cajald_harness import (Checks, Server, grpc, health, job_spec_pb2, pb, rpc_error,  # noqa: E402
                             wait_for, xor_spec)
 
@@ -179,8 +191,6 @@ def main():
         ('loss -1', set_attr('training.loss', -1), 'training.loss: unknown enum value -1'),
         ('empty model', lambda s: s.ClearField('model'), 'model: set preset'),
         ('preset and layers', preset_and_layers, 'model: set either preset or layers, not both'),
-        ('missing idx files', idx_files, 'data.train.idx.images: no such file on the server'),
-        ('missing csv file', csv_file, 'data.train.csv.path: no such file on the server'),
         ('unknown builtin', set_attr('data.train.builtin', 'imagenet'), 'unknown data set "imagenet"'),
         ('no training data', lambda s: s.data.ClearField('train'), 'data.train: required'),
         ('label key too long', lambda s: s.labels.__setitem__('k' * 64, 'v'), 'must have 1 to 63 characters'),
@@ -188,6 +198,13 @@ def main():
     ]
     for name, mutate, fragment in cases:
         expect(name, submit(mutate), C.INVALID_ARGUMENT, fragment)
+    # Data paths must lie beneath the data roots (tests/integration/data_test.py has the rest).
+    expect('idx files outside the data roots', submit(idx_files), C.PERMISSION_DENIED,
+           'data.train.idx.images: /nonexistent/train-images-idx3-ubyte is outside the server\'s data roots')
+    expect('csv file outside the data roots', submit(csv_file), C.PERMISSION_DENIED,
+           'data.train.csv.path: ')
+    expect('missing csv file in a root', submit(lambda s: s.data.train.csv.__setattr__('path', 'no-such.csv')),
+           C.NOT_FOUND, 'data.train.csv.path: no such file under the data roots: no-such.csv')
     expect('no spec', lambda: stub.SubmitJob(pb.SubmitJobRequest(), timeout=30), C.INVALID_ARGUMENT, 'spec: required')
     # A server without a GPU refuses a job that asks for one (this machine has none).
     expect('gpu device', submit(set_attr('training.device', job_spec_pb2.DEVICE_GPU)), C.FAILED_PRECONDITION,
@@ -226,6 +243,10 @@ def main():
         for what, bad_id in bad_ids:
             expect(f'{method} id {what}', lambda: call(bad_id), C.INVALID_ARGUMENT,
                    'id: must be 32 lowercase hex characters')
+    for what, bad_id in bad_ids:
+        expect(f'DeleteDataset id {what}',
+               lambda: stub.DeleteDataset(dpb.DeleteDatasetRequest(id=bad_id), timeout=10), C.INVALID_ARGUMENT,
+               'id: must be a data set id: 32 lowercase hex characters')
     t.check('the data dir still holds the store and the job', os.path.exists(os.path.join(data, 'cajal.db')) and
             stub.GetJob(pb.GetJobRequest(id=done.id), timeout=10).state == pb.JOB_STATE_SUCCEEDED)
     expect('GetJob unknown id', lambda: methods['GetJob']('0' * 32), C.NOT_FOUND, 'not found')
@@ -285,7 +306,133 @@ def main():
     small.kill9()
 
     t.check('cajald is still running at the end', server.proc.poll() is None)
+    resources(server, data, done.id)
     return t.summary()
+
+
+def mnist(mutate):
+    """A Fashion-MNIST job (the builtin; 28 steps of 28 features for a recurrent layer)."""
+    s = job_spec_pb2.JobSpec()
+    s.data.train.builtin = 'fashion-mnist'
+    s.data.normalize = job_spec_pb2.NORMALIZE_SCALE
+    s.optimizer.kind = job_spec_pb2.OPTIMIZER_KIND_SGD
+    s.optimizer.learning_rate = 0.01
+    s.training.epochs = 1
+    s.training.batch_size = 64
+    s.training.seed = 1
+    s.training.threads = 1
+    mutate(s)
+    return s
+
+
+def huge_specs():
+    """(name, spec, fragment of the biggest part) for specs no machine here can hold."""
+    def dense(*units):
+        def m(s):
+            for u in units:
+                s.model.layers.add().dense.units = u
+        return m
+
+    def lstm(s):
+        s.model.layers.add().lstm.units = 200000
+        s.model.layers.add().dense.units = 10
+
+    def conv(s):
+        c = s.model.layers.add().conv2d
+        c.filters, c.kernel = 100000, 3
+        s.model.layers.add().flatten.SetInParent()
+        s.model.layers.add().dense.units = 10
+        s.training.batch_size = 256
+
+    def batch(s):
+        dense(100000, 10)(s)
+        s.training.batch_size = 60000
+
+    two_dense = xor_spec()
+    two_dense.model.ClearField('layers')
+    dense(1000000, 1000000, 2)(two_dense)
+    return [
+        ('two dense layers of 10^6 units', two_dense, 'the biggest part: model.layers.1.dense: '),
+        ('lstm of 200000 units', mnist(lstm), 'the biggest part: model.layers.0.lstm: '),
+        ('conv2d of 100000 filters', mnist(conv), 'the biggest part: '),
+        ('batch_size 60000 with a 100000-unit layer', mnist(batch), 'the biggest part: '),
+    ]
+
+
+def resources(server, data, done_id):
+    stub = server.stub()
+    for name, spec, fragment in huge_specs():
+        e = rpc_error(lambda: stub.SubmitJob(pb.SubmitJobRequest(spec=spec), timeout=60))
+        got = 'OK' if e is None else f'{e.code().name} {e.details()!r}'
+        ok = (e is not None and e.code() == C.INVALID_ARGUMENT and
+              'too large for this server: the job needs an estimated' in e.details() and
+              'the memory budget is' in e.details() and fragment in e.details())
+        t.check(f'{name}: INVALID_ARGUMENT with the estimate, the budget and the biggest part',
+                ok and server.proc.poll() is None, got)
+    listed = stub.ListJobs(pb.ListJobsRequest(page_size=1000), timeout=10).jobs
+    t.check('none of them was stored', all(j.spec.data.train.builtin != 'fashion-mnist' or
+                                           j.spec.model.layers[0].dense.units < 100000 for j in listed))
+    # A restart on the same data dir serves: the old job is there, a new one runs.
+    server.kill9()
+    server = Server(BUILD, data, os.path.join(WORK, 'cajald.log')).start()
+    stub = server.stub()
+    t.check('a restart on the same data dir serves the earlier job',
+            stub.GetJob(pb.GetJobRequest(id=done_id), timeout=10).state == pb.JOB_STATE_SUCCEEDED)
+    fresh = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=2)), timeout=30)
+    t.check('and runs a new job to the end', wait_for(
+        lambda: stub.GetJob(pb.GetJobRequest(id=fresh.id), timeout=5).state == pb.JOB_STATE_SUCCEEDED, 60))
+    t.check('its estimate is on the job (GetJob)', fresh.memory_estimate.parameters == 42 and
+            fresh.memory_estimate.total_bytes > 0 and fresh.memory_estimate.biggest.where != '',
+            fresh.memory_estimate)
+    server.kill9()
+
+    # --max_job_memory far above the machine (1000 TB): the same specs fit the server, not the machine now.
+    big = Server(BUILD, os.path.join(WORK, 'data-big'), os.path.join(WORK, 'cajald-big.log'),
+                 '--max_job_memory', '1000TB').start()
+    bstub = big.stub()
+    for name, spec, fragment in huge_specs()[:2]:
+        e = rpc_error(lambda: bstub.SubmitJob(pb.SubmitJobRequest(spec=spec), timeout=60))
+        t.check(f'--max_job_memory 1000TB, {name}: RESOURCE_EXHAUSTED "not enough memory is free"',
+                e is not None and e.code() == C.RESOURCE_EXHAUSTED and
+                'not enough memory is free on this server now' in e.details() and fragment in e.details(),
+                e and f'{e.code().name} {e.details()!r}')
+    big.kill9()
+
+    # Allocation failing past the estimate: cajald may map at most 2 GB of address space
+    # (RLIMIT_AS, as `ulimit -v` sets it) but was told its jobs may use 16 GB. A 200000-unit
+    # layer (about 1.3 GB of parameters and gradients, plus the data) passes admission; its
+    # allocations then fail inside the job.
+    def limit_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    limited = Server(BUILD, os.path.join(WORK, 'data-limited'), os.path.join(WORK, 'cajald-limited.log'),
+                     '--max_job_memory', '16GB', preexec_fn=limit_address_space).start()
+    lstub = limited.stub()
+    job = lstub.SubmitJob(pb.SubmitJobRequest(spec=mnist(lambda s: (s.model.layers.add().dense.__setattr__(
+        'units', 200000), s.model.layers.add().dense.__setattr__('units', 10)))), timeout=60)
+    t.check('RLIMIT_AS 2 GB, --max_job_memory 16GB: a 200000-unit job is admitted',
+            job.state == pb.JOB_STATE_QUEUED and job.memory_estimate.total_bytes > (1 << 30), job.memory_estimate)
+    failed = wait_for(lambda: (lambda j: j if j.state == pb.JOB_STATE_FAILED else None)(
+        lstub.GetJob(pb.GetJobRequest(id=job.id), timeout=5)), 120)
+    # The core's message names the buffer: "the network's parameters (... values): out of
+    # memory: cannot allocate ... bytes".
+    t.check('its allocation fails: the job FAILED "out of memory: cannot allocate", naming the buffer',
+            failed is not None and 'out of memory: cannot allocate' in failed.error,
+            failed.error if failed else lstub.GetJob(pb.GetJobRequest(id=job.id), timeout=5))
+    after = lstub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=2)), timeout=30)
+    t.check('the limited server serves on and runs the next job', limited.proc.poll() is None and wait_for(
+        lambda: lstub.GetJob(pb.GetJobRequest(id=after.id), timeout=5).state == pb.JOB_STATE_SUCCEEDED, 60))
+    limited.kill9()
+
+    # Flags: a size that is not one, a GPU that is not there.
+    cajald = os.path.join(BUILD, 'bin', 'cajald')
+    for flags, fragment in [(['--max_job_memory', 'lots'], '--max_job_memory: "lots" is not a size'),
+                            (['--max_job_memory', '0'], '--max_job_memory: must be more than 0 bytes'),
+                            (['--gpus', '64'], '--gpus: must be in [0, ')]:
+        r = subprocess.run([cajald, '--port', '0', '--metrics_port', '-1', '--data_dir',
+                            os.path.join(WORK, 'data-flags'), *flags], capture_output=True, text=True, timeout=60)
+        t.check(f'cajald {" ".join(flags)}: exit 2 "{fragment}"', r.returncode == 2 and fragment in r.stderr,
+                f'exit {r.returncode}, stderr {r.stderr.strip()!r}')
 
 
 if __name__ == '__main__':

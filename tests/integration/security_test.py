@@ -6,12 +6,14 @@
 WORK_DIR/pki holds a CA, a server certificate (SAN DNS:localhost, IP:127.0.0.1) and a client
 certificate that the wrapper made with openssl, plus a second CA that signed nothing we trust.
 """
+import hashlib
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tools'))
+from cajal.v1 import dataset_pb2 as dpb  # noqa: E402
 from cajald_harness import Checks, Server, grpc, health, pb, rpc_error, wait_for, xor_spec  # noqa: E402
 
 BUILD, WORK = sys.argv[2], sys.argv[3]
@@ -24,6 +26,12 @@ t = Checks()
 def pem(name):
     with open(os.path.join(PKI, name), 'rb') as f:
         return f.read()
+
+
+def upload_requests(data):
+    yield dpb.UploadDatasetRequest(header=dpb.UploadDatasetHeader(
+        name='d.csv', size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest()))
+    yield dpb.UploadDatasetRequest(chunk=data)
 
 
 def cli(server, *args, env_token=None):
@@ -58,6 +66,10 @@ def auth_tests():
         'DownloadModel': lambda md: list(stub.DownloadModel(pb.DownloadModelRequest(id=some_id), metadata=md,
                                                             timeout=20)),
         'DeleteJob': lambda md: stub.DeleteJob(pb.DeleteJobRequest(id=some_id), metadata=md, timeout=20),
+        'UploadDataset': lambda md: stub.UploadDataset(iter(upload_requests(b'1,2,0\n')), metadata=md, timeout=20),
+        'ListDatasets': lambda md: stub.ListDatasets(dpb.ListDatasetsRequest(), metadata=md, timeout=20),
+        'DeleteDataset': lambda md: stub.DeleteDataset(dpb.DeleteDatasetRequest(id=some_id), metadata=md,
+                                                       timeout=20),
     }
     wrong = {
         'no token': (),
@@ -97,6 +109,13 @@ def auth_tests():
     t.check('GetJobMetrics with the token', len([p for p in points if p.name == 'loss']) == 2, points)
     data = b''.join(c.data for c in stub.DownloadModel(pb.DownloadModelRequest(id=job.id), metadata=good, timeout=30))
     t.check('DownloadModel with the token', data[:8] == b'CAJALMDL', data[:8])
+    uploaded = stub.UploadDataset(iter(upload_requests(b'1,2,0\n3,4,1\n')), metadata=good, timeout=20)
+    t.check('UploadDataset with the token', len(uploaded.id) == 32, uploaded)
+    listed = stub.ListDatasets(dpb.ListDatasetsRequest(), metadata=good, timeout=20).datasets
+    t.check('ListDatasets with the token', [d.id for d in listed] == [uploaded.id], listed)
+    stub.DeleteDataset(dpb.DeleteDatasetRequest(id=uploaded.id), metadata=good, timeout=20)
+    t.check('DeleteDataset with the token',
+            not stub.ListDatasets(dpb.ListDatasetsRequest(), metadata=good, timeout=20).datasets)
     e = rpc_error(lambda: stub.CancelJob(pb.CancelJobRequest(id=job.id), metadata=good, timeout=20))
     t.check('CancelJob with the token reaches the job (FAILED_PRECONDITION: it finished)',
             e is not None and e.code() == C.FAILED_PRECONDITION, e)

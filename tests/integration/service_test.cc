@@ -12,14 +12,17 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "cajal/v1/training_service.grpc.pb.h"
 #include "core/io/model_file.h"
+#include "core/train/memory.h"
 #include "gmock/gmock.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
 #include "service/export/onnx_export.h"
 #include "service/server/server.h"
+#include "service/spec/convert.h"
 #include "service/spec/spec_loader.h"
 
 namespace cajal {
@@ -61,7 +64,8 @@ class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override { StartServer(TempDir()); }
 
-  void StartServer(const std::string& dir, int max_queued = 100, int concurrent = 1) {
+  void StartServer(const std::string& dir, int max_queued = 100, int concurrent = 1,
+                   int64_t max_job_memory = 0) {
     data_dir_ = dir;
     ServerOptions o;
     o.host = "127.0.0.1";
@@ -70,6 +74,7 @@ class ServiceTest : public ::testing::Test {
     o.max_queued_jobs = max_queued;
     o.max_concurrent_jobs = concurrent;
     o.threads_per_job = 1;
+    o.max_job_memory = max_job_memory;
     absl::StatusOr<std::unique_ptr<Server>> server = Server::BuildAndStart(o);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -565,6 +570,254 @@ training: {epochs: 1, batch_size: 32, seed: 1, threads: 1, max_steps: 1}
   download(lrn.id(), &s);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("cannot be exported to ONNX: model.layers.1 (lrn)"));
+}
+
+// ---- Resources (docs/resources.md) ---------------------------------------------------------
+
+// What a spec's job is estimated to need on this server (as SubmitJob computes it).
+MemoryEstimate EstimateOf(const char* yaml, std::vector<std::string> overrides = {}) {
+  absl::StatusOr<JobConfig> config = ToJobConfig(Spec(yaml, std::move(overrides)));
+  EXPECT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<MemoryEstimate> e =
+      EstimateMemory(*config, {CpuBackend(), /*ranks=*/1, /*include_runtime=*/false});
+  EXPECT_TRUE(e.ok()) << e.status();
+  return e.ok() ? *e : MemoryEstimate{};
+}
+
+double GaugeValue(const std::string& name) {
+  for (const auto& family : ServerMetrics().registry()->Collect()) {
+    if (family.name == name && !family.metric.empty()) return family.metric[0].gauge.value;
+  }
+  return -1;
+}
+
+// Two dense layers of 10^6 units: the second holds 10^12 parameters (4 TB).
+constexpr char kHugeDense[] = R"(
+model: {layers: [{dense: {units: 1000000}}, {dense: {units: 1000000}}, {dense: {units: 2}}]}
+data: {train: {builtin: xor}}
+optimizer: {kind: sgd, learning_rate: 0.05}
+training: {epochs: 1, batch_size: 4, seed: 1, threads: 1}
+)";
+
+TEST_F(ServiceTest, GetJobCarriesTheMemoryEstimate) {
+  v1::Job job;
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &job).ok());
+  const MemoryEstimate expected = EstimateOf(kQuickSpec);
+  const v1::MemoryEstimate& e = job.memory_estimate();
+  EXPECT_EQ(e.parameters(), 2 * 8 + 8 + 8 * 2 + 2);
+  EXPECT_EQ(e.total_bytes(), expected.total_bytes());
+  EXPECT_EQ(e.host_bytes(), expected.host_bytes);
+  EXPECT_EQ(e.device_bytes(), 0);
+  EXPECT_EQ(e.biggest().where(), expected.Biggest().where);
+  EXPECT_EQ(e.biggest().bytes(), expected.Biggest().bytes);
+  WaitFor(job.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+  const std::string dir = data_dir_;
+  StopServer();
+  StartServer(dir);
+  v1::Job again;
+  ASSERT_TRUE(Get(job.id(), &again).ok());
+  EXPECT_EQ(again.memory_estimate().SerializeAsString(), e.SerializeAsString()) << "stored";
+}
+
+TEST_F(ServiceTest, AJobOverTheServersMemoryIsInvalidArgument) {
+  StopServer();
+  StartServer(TempDir(), 100, 1, /*max_job_memory=*/8'000'000'000);
+  v1::Job job;
+  const grpc::Status s = Submit(Spec(kHugeDense), &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("too large for this server: the job needs an estimated"));
+  EXPECT_THAT(s.error_message(), HasSubstr("the memory budget is 8.0 GB (--max_job_memory)"));
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("the biggest part: model.layers.1.dense: 4.0 TB of parameters"));
+  grpc::ClientContext ctx;
+  v1::ListJobsResponse list;
+  ASSERT_TRUE(stub_->ListJobs(&ctx, v1::ListJobsRequest(), &list).ok());
+  EXPECT_EQ(list.jobs_size(), 0) << "nothing was stored";
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &job).ok());
+  WaitFor(job.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+}
+
+// --max_job_memory far above the machine: the job fits the server's capacity, but the process
+// could not give it that much now (no machine here has 4 TB free).
+TEST_F(ServiceTest, AJobOverWhatIsFreeNowIsResourceExhausted) {
+  StopServer();
+  StartServer(TempDir(), 100, 1, /*max_job_memory=*/int64_t{1} << 50);
+  v1::Job job;
+  const grpc::Status s = Submit(Spec(kHugeDense), &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("not enough memory is free on this server now"));
+  EXPECT_THAT(s.error_message(), HasSubstr("what this server could give a job now"));
+  EXPECT_THAT(s.error_message(), HasSubstr("model.layers.1.dense: 4.0 TB of parameters"));
+}
+
+// Admission by the sum of the running jobs' estimates: with room for one Fashion-MNIST job, a
+// second waits QUEUED while a small job passes it, and starts when the first is cancelled.
+TEST_F(ServiceTest, AJobThatFitsAloneButNotNowWaitsQueued) {
+  const int64_t one = EstimateOf(kLongSpec).total_bytes();
+  const int64_t small = EstimateOf(kQuickSpec).total_bytes();
+  ASSERT_GT(one, 10 * small);
+  StopServer();
+  StartServer(TempDir(), 100, /*concurrent=*/3, /*max_job_memory=*/one + one / 2);
+  EXPECT_EQ(GaugeValue("cajal_job_memory_capacity_bytes"), static_cast<double>(one + one / 2));
+  v1::Job first, second, quick;
+  ASSERT_TRUE(Submit(Spec(kLongSpec), &first).ok());
+  WaitFor(first.id(), [](const v1::Job& j) { return j.progress().step() > 0; });
+  EXPECT_EQ(GaugeValue("cajal_job_memory_reserved_bytes"), static_cast<double>(one));
+  ASSERT_TRUE(Submit(Spec(kLongSpec, {"training.seed=2"}), &second).ok());
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &quick).ok());
+  WaitFor(quick.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+  v1::Job job;
+  ASSERT_TRUE(Get(second.id(), &job).ok());
+  EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED) << "two would not fit: it waits";
+  ASSERT_TRUE(Cancel(first.id(), &job).ok());
+  WaitFor(second.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
+  ASSERT_TRUE(Get(first.id(), &job).ok());
+  EXPECT_EQ(job.state(), v1::JOB_STATE_CANCELLED) << "the second started once the first ended";
+  ASSERT_TRUE(Cancel(second.id(), &job).ok());
+  WaitFor(second.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_CANCELLED; });
+  EXPECT_EQ(GaugeValue("cajal_job_memory_reserved_bytes"), 0);
+}
+
+// Waiting jobs are estimated again when the server starts: one that no longer fits the memory
+// for jobs (a smaller --max_job_memory) FAILS when its turn comes, the others run.
+TEST_F(ServiceTest, AfterARestartAJobThatNoLongerFitsFailsWhenItsTurnComes) {
+  v1::Job running, queued;
+  ASSERT_TRUE(Submit(Spec(kLongSpec), &running).ok());
+  WaitFor(running.id(), [](const v1::Job& j) { return j.progress().step() > 0; });
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &queued).ok());
+  const int64_t quick = EstimateOf(kQuickSpec).total_bytes();
+  ASSERT_LT(2 * quick, running.memory_estimate().total_bytes());
+  const std::string dir = data_dir_;
+  StopServer();
+  StartServer(dir, 100, 1, /*max_job_memory=*/2 * quick);
+  const v1::Job failed =
+      WaitFor(running.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_FAILED; });
+  EXPECT_THAT(failed.error(), HasSubstr("too large for this server: the job needs an estimated"));
+  EXPECT_THAT(failed.error(), HasSubstr("(--max_job_memory)"));
+  WaitFor(queued.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+}
+
+// A job that passes admission but whose Prepare fails (the network's outputs do not match the
+// classes) FAILS with the core's message; the worker is free for the next job.
+TEST_F(ServiceTest, AJobWhosePrepareFailsFailsAndTheServerRunsTheNext) {
+  v1::Job bad, next;
+  ASSERT_TRUE(Submit(Spec(kQuickSpec, {"model.layers.2.dense.units=3"}), &bad).ok());
+  ASSERT_TRUE(Submit(Spec(kQuickSpec), &next).ok());
+  const v1::Job failed =
+      WaitFor(bad.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_FAILED; });
+  EXPECT_THAT(failed.error(), HasSubstr("model.layers.2 (dense): the network has 3 outputs"));
+  WaitFor(next.id(), [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; });
+}
+
+TEST(ServerOptionsTest, GpusAndMemoryFlagsAreChecked) {
+  ServerOptions o;
+  o.gpus = VisibleGpuCount() + 1;
+  absl::Status s = ValidateServerOptions(o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("--gpus: must be in [0, "));
+  o.gpus = -2;
+  EXPECT_EQ(ValidateServerOptions(o).code(), absl::StatusCode::kInvalidArgument);
+  o.gpus = -1;
+  o.max_job_memory = -5;
+  s = ValidateServerOptions(o);
+  EXPECT_THAT(s.message(), HasSubstr("--max_job_memory: must be >= 0, got -5"));
+  o.max_job_memory = 0;
+  o.crash_loop_limit = -1;
+  EXPECT_THAT(ValidateServerOptions(o).message(), HasSubstr("--crash_loop_limit"));
+}
+
+// CheckDevice without a GPU (the machines here have none): device gpu is refused with the
+// reason; cpu and auto pass.
+TEST(ServerOptionsTest, DeviceGpuWithoutGpusIsRefusedWithTheReason) {
+  JobConfig config;
+  config.device = DeviceChoice::kGpu;
+  const absl::Status s = CheckDevice(config, /*gpus=*/0);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("training.device: gpu, but this server"));
+  config.device = DeviceChoice::kAuto;
+  EXPECT_TRUE(CheckDevice(config, 0).ok());
+  config.device = DeviceChoice::kCpu;
+  EXPECT_TRUE(CheckDevice(config, 0).ok());
+}
+
+// DownloadModel prepares its files (here: exports ONNX) on the artifact executor, not in the
+// gRPC reaction: while that executor is held up, the download waits (and GetJob is served);
+// once it runs, the export happens.
+TEST(DownloadOffTheReactionTest, OnnxExportRunsOnTheArtifactExecutor) {
+  const std::string dir = TempDir();
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir + "/cajal.db");
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<std::unique_ptr<DatasetStore>> datasets =
+      DatasetStore::Open(dir + "/datasets", DatasetLimits{});
+  ASSERT_TRUE(datasets.ok()) << datasets.status();
+  absl::StatusOr<std::unique_ptr<DataRoots>> roots = DataRoots::Create({dir});
+  ASSERT_TRUE(roots.ok()) << roots.status();
+  const JobData data(roots->get(), datasets->get());
+  ManagerOptions mo;
+  mo.data_dir = dir;
+  mo.threads_per_job = 1;
+  mo.data = &data;
+  absl::StatusOr<std::unique_ptr<JobManager>> manager = JobManager::Create(mo, store->get());
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  (*manager)->Start();
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(kQuickSpec);
+  absl::StatusOr<v1::Job> job = (*manager)->Submit(submit);
+  ASSERT_TRUE(job.ok()) << job.status();
+  for (int i = 0; i < 6000 && (*manager)->Get(job->id())->state() != v1::JOB_STATE_SUCCEEDED; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ((*manager)->Get(job->id())->state(), v1::JOB_STATE_SUCCEEDED);
+
+  Executor executor, artifacts;
+  Authenticator auth;
+  Executor dataset_executor;
+  TrainingServiceImpl service(manager->get(), &executor, &artifacts, &auth,
+                              /*max_watchers_per_job=*/8, datasets->get(), &dataset_executor);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::TrainingService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  auto download = [&](int seconds, std::string* bytes) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+    v1::DownloadModelRequest req;
+    req.set_id(job->id());
+    req.set_artifact(v1::ARTIFACT_ONNX);
+    auto reader = stub->DownloadModel(&ctx, req);
+    v1::ModelChunk chunk;
+    while (reader->Read(&chunk)) *bytes += chunk.data();
+    return reader->Finish();
+  };
+  const std::string onnx_path = dir + "/jobs/" + job->id() + "/model.onnx";
+
+  absl::Notification release;
+  artifacts.Post([&] { release.WaitForNotification(); });
+  std::string bytes;
+  EXPECT_EQ(download(1, &bytes).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(bytes.empty());
+  EXPECT_FALSE(std::filesystem::exists(onnx_path)) << "not exported in the reaction";
+  {
+    grpc::ClientContext ctx;
+    v1::GetJobRequest req;
+    req.set_id(job->id());
+    v1::Job got;
+    EXPECT_TRUE(stub->GetJob(&ctx, req, &got).ok()) << "reactions are free meanwhile";
+  }
+  release.Notify();
+  bytes.clear();
+  const grpc::Status s = download(60, &bytes);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(std::filesystem::exists(onnx_path));
+  onnx::ModelProto proto;
+  EXPECT_TRUE(proto.ParseFromString(bytes));
+  server->Shutdown();
+  (*manager)->Shutdown();
 }
 
 }  // namespace

@@ -52,11 +52,12 @@ class Checks:
 class Server:
     """One cajald process. `start()` waits for its `serving ... on 127.0.0.1:PORT` line."""
 
-    def __init__(self, build, data_dir, log_path, *flags):
+    def __init__(self, build, data_dir, log_path, *flags, preexec_fn=None):
         self.binary = os.path.join(build, 'bin', 'cajald')
         self.data_dir = data_dir
         self.log_path = log_path
         self.flags = list(flags)
+        self.preexec_fn = preexec_fn  # run in the child before exec (resource limits)
         self.proc = None
         self.port = None
         _servers.append(self)
@@ -73,7 +74,7 @@ class Server:
         self.proc = subprocess.Popen(
             [self.binary, '--host', '127.0.0.1', '--port', '0', '--data_dir', self.data_dir,
              '--threads_per_job', '1', '--metrics_port', '0', *self.flags],
-            stdout=log, stderr=log)
+            stdout=log, stderr=log, preexec_fn=self.preexec_fn)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$out"
 protoc --proto_path="$root/proto" --python_out="$out" \
   --grpc_out="$out" --plugin=protoc-gen-grpc="$(command -v grpc_python_plugin)" \
-  cajal/v1/job_spec.proto cajal/v1/metrics.proto cajal/v1/training_service.proto \
-  katib/v1beta1/api.proto
+  cajal/v1/dataset.proto cajal/v1/job_spec.proto cajal/v1/metrics.proto \
+  cajal/v1/training_service.proto katib/v1beta1/api.proto
 touch "$out/cajal/__init__.py" "$out/cajal/v1/__init__.py" \
   "$out/katib/__init__.py" "$out/katib/v1beta1/__init__.py"

@@ -204,10 +204,15 @@ seen_running = [s for s, _ in scrapes if value(s, 'cajal_jobs', '{state="running
 checks.check('cajal_jobs{state="running"} is 1 while the job runs', bool(seen_running))
 checks.check('throughput is > 0 while the job runs', any(
     (value(s, 'cajal_training_throughput_samples_per_second') or 0) > 0 for s, _ in scrapes))
+checks.check('cajal_job_memory_reserved_bytes is the job\'s estimate while it runs', any(
+    value(s, 'cajal_job_memory_reserved_bytes') == job.memory_estimate.total_bytes > 0 for s in seen_running),
+    str([value(s, 'cajal_job_memory_reserved_bytes') for s in seen_running][:3]) +
+    f' vs {job.memory_estimate.total_bytes}')
+checks.check('cajal_job_memory_capacity_bytes is > 0', (value(final, 'cajal_job_memory_capacity_bytes') or 0) > 0)
 checks.check('cajal_queue_depth was 1 or 0 throughout', all(
     value(s, 'cajal_queue_depth') in (0, 1) for s, _ in scrapes))
 for name, labels in (('cajal_jobs', '{state="running"}'), ('cajal_jobs', '{state="queued"}'),
-                     ('cajal_queue_depth', ''),
+                     ('cajal_queue_depth', ''), ('cajal_job_memory_reserved_bytes', ''),
                      ('cajal_training_throughput_samples_per_second', '')):
     checks.check(f'{name}{labels} returns to 0 when the job ends',
                  value(final, name, labels) == 0, str(value(final, name, labels)))
@@ -217,6 +222,8 @@ expected = {
     ('cajal_jobs', '{state="succeeded"}'): 1, ('cajal_steps_total', ''): STEPS,
     ('cajal_samples_total', ''): STEPS * BATCH, ('cajal_step_duration_seconds_count', ''): STEPS,
     ('cajal_checkpoint_failures_total', ''): 0,
+    ('cajal_admission_decisions_total', '{decision="accepted"}'): 1,
+    ('cajal_admission_decisions_total', '{decision="too_large"}'): 0,
     ('cajal_rpc_requests_total',
      '{code="OK",method="cajal.v1.TrainingService/SubmitJob"}'): 1,
 }

@@ -5,14 +5,16 @@
 
 STUB_DIR holds modules generated from proto/ with protoc --python_out and grpc_python_plugin.
 Submits a small job (twice with one request_id), watches it to the end, checks the event
-sequence, downloads the model, and checks the error codes of a bad spec and an unknown id.
+sequence, downloads the model, uploads a CSV (UploadDataset) and trains on it by its data set id,
+and checks the error codes of a bad spec and an unknown id.
 Prints one line per check and `N passed, M failed`; exits 1 on any failure.
 """
+import hashlib
 import sys
 
 sys.path.insert(0, sys.argv[1])
 import grpc  # noqa: E402
-from cajal.v1 import job_spec_pb2, training_service_pb2 as pb, training_service_pb2_grpc as rpc  # noqa: E402
+from cajal.v1 import dataset_pb2, job_spec_pb2, training_service_pb2 as pb, training_service_pb2_grpc as rpc  # noqa: E402,E501
 
 passed = failed = 0
 
@@ -73,6 +75,29 @@ def main():
     check('download is a cajal model file', data[:8] == b'CAJALMDL' and len(data) > 100, data[:8])
     with open(sys.argv[3] + '/model.cajal', 'wb') as f:
         f.write(data)
+
+    # A CSV from this machine: uploaded in 1 KiB chunks, then trained on by its data set id.
+    rows = [f'{(i * 37 % 100) / 100:.2f},{(i * 61 % 100) / 100:.2f},{i % 2}' for i in range(128)]
+    csv = ('\n'.join(rows) + '\n').encode()
+
+    def upload_requests():
+        yield dataset_pb2.UploadDatasetRequest(header=dataset_pb2.UploadDatasetHeader(
+            name='points.csv', size_bytes=len(csv), sha256=hashlib.sha256(csv).hexdigest()))
+        for i in range(0, len(csv), 1024):
+            yield dataset_pb2.UploadDatasetRequest(chunk=csv[i:i + 1024])
+    dataset = stub.UploadDataset(upload_requests(), timeout=60)
+    check('upload returns the data set with its sha256', len(dataset.id) == 32 and
+          dataset.sha256 == hashlib.sha256(csv).hexdigest() and dataset.size_bytes == len(csv), dataset)
+    on_csv = spec(epochs=2)
+    on_csv.data.train.csv.dataset = dataset.id
+    on_csv.training.batch_size = 32
+    csv_job = stub.SubmitJob(pb.SubmitJobRequest(spec=on_csv), timeout=30)
+    csv_events = list(stub.WatchJob(pb.WatchJobRequest(id=csv_job.id), timeout=120))
+    csv_states = [e.state for e in csv_events if e.WhichOneof('kind') == 'state']
+    check('a job on the uploaded CSV SUCCEEDED', csv_states[-1:] == [pb.JOB_STATE_SUCCEEDED], csv_events[-1:])
+    csv_losses = [e for e in csv_events if e.WhichOneof('kind') == 'metric' and e.metric.name == 'loss']
+    check('it trained two epochs on the 128 rows', len(csv_losses) == 2 and
+          stub.GetJob(pb.GetJobRequest(id=csv_job.id), timeout=30).progress.step == 8, csv_losses)
 
     bad = spec()
     bad.training.batch_size = -3

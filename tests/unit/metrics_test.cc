@@ -212,6 +212,51 @@ TEST(MetricsTest, BuildInfoStartTimeAndNamingRules) {
   EXPECT_THAT(Exposition(m), Not(HasSubstr("job_id")));
 }
 
+TEST(MetricsTest, AdmissionDecisionsAndJobResources) {
+  Metrics m;
+  for (const char* d : {"accepted", "too_large", "not_now"}) {
+    EXPECT_EQ(Counter(m, "cajal_admission_decisions_total", {{"decision", d}}), 0)
+        << d << " is exported before the first decision";
+  }
+  m.AdmissionDecided(AdmissionDecision::kAccepted);
+  m.AdmissionDecided(AdmissionDecision::kAccepted);
+  m.AdmissionDecided(AdmissionDecision::kTooLarge);
+  m.AdmissionDecided(AdmissionDecision::kNotNow);
+  EXPECT_EQ(Counter(m, "cajal_admission_decisions_total", {{"decision", "accepted"}}), 2);
+  EXPECT_EQ(Counter(m, "cajal_admission_decisions_total", {{"decision", "too_large"}}), 1);
+  EXPECT_EQ(Counter(m, "cajal_admission_decisions_total", {{"decision", "not_now"}}), 1);
+
+  m.SetJobResources(/*capacity_bytes=*/8'000'000'000, /*reserved_bytes=*/3'000'000'000,
+                    /*jobs_per_gpu=*/{1, 0});
+  EXPECT_EQ(Gauge(m, "cajal_job_memory_capacity_bytes"), 8e9);
+  EXPECT_EQ(Gauge(m, "cajal_job_memory_reserved_bytes"), 3e9);
+  EXPECT_EQ(Gauge(m, "cajal_gpu_jobs", {{"gpu", "0"}}), 1);
+  EXPECT_EQ(Gauge(m, "cajal_gpu_jobs", {{"gpu", "1"}}), 0);
+  m.SetJobResources(8'000'000'000, 0, {0, 0});
+  EXPECT_EQ(Gauge(m, "cajal_job_memory_reserved_bytes"), 0);
+  EXPECT_EQ(Gauge(m, "cajal_gpu_jobs", {{"gpu", "0"}}), 0);
+}
+
+// Per-GPU memory comes from the GPU source (GetGpuInfo in cajald), read at every refresh; a
+// GPU whose read fails gets no series. Without GPUs there are none at all.
+TEST(MetricsTest, GpuMemoryIsReadFromTheSource) {
+  Metrics m;
+  m.RefreshGpus();
+  EXPECT_THAT(Exposition(m), Not(HasSubstr("cajal_gpu_memory_used_bytes{")));
+  int64_t free_bytes = 70;
+  m.SetGpuInfoSource(2, [&](int gpu) -> absl::StatusOr<GpuInfo> {
+    if (gpu == 1) return absl::InternalError("cudaMemGetInfo failed");
+    return GpuInfo{"Test GPU", 100, free_bytes};
+  });
+  m.RefreshGpus();
+  EXPECT_EQ(Gauge(m, "cajal_gpu_memory_total_bytes", {{"gpu", "0"}}), 100);
+  EXPECT_EQ(Gauge(m, "cajal_gpu_memory_used_bytes", {{"gpu", "0"}}), 30);
+  EXPECT_EQ(Gauge(m, "cajal_gpu_memory_used_bytes", {{"gpu", "1"}}), -1) << "no series";
+  free_bytes = 20;
+  m.RefreshGpus();
+  EXPECT_EQ(Gauge(m, "cajal_gpu_memory_used_bytes", {{"gpu", "0"}}), 80);
+}
+
 TEST(MetricsTest, BucketsIncreaseStrictly) {
   for (const auto* buckets : {&StepDurationBuckets(), &CheckpointDurationBuckets(),
                               &StoreWriteDurationBuckets(), &RpcDurationBuckets()}) {
@@ -290,6 +335,25 @@ TEST(MetricsEndpointTest, ServesMetricsHealthAndReadiness) {
   (*endpoint)->SetReady(false);  // shutting down
   EXPECT_EQ(Get(port, "/readyz")->status, 503);
   EXPECT_EQ(Get(port, "/healthz")->status, 200);
+}
+
+// /metrics reads the GPU source at every scrape.
+TEST(MetricsEndpointTest, GpuMemoryIsReadAtEveryScrape) {
+  Metrics m;
+  int64_t free_bytes = 900;
+  m.SetGpuInfoSource(1, [&](int) -> absl::StatusOr<GpuInfo> {
+    return GpuInfo{"Test GPU", 1000, free_bytes};
+  });
+  absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
+      MetricsEndpoint::Start("127.0.0.1", /*port=*/0, &m);
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status();
+  std::optional<HttpResponse> first = Get((*endpoint)->port(), "/metrics");
+  ASSERT_TRUE(first.has_value());
+  EXPECT_THAT(first->body, HasSubstr("cajal_gpu_memory_used_bytes{gpu=\"0\"} 100"));
+  free_bytes = 400;
+  std::optional<HttpResponse> second = Get((*endpoint)->port(), "/metrics");
+  ASSERT_TRUE(second.has_value());
+  EXPECT_THAT(second->body, HasSubstr("cajal_gpu_memory_used_bytes{gpu=\"0\"} 600"));
 }
 
 TEST(MetricsEndpointTest, PortInUseIsUnavailable) {

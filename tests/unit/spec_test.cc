@@ -477,7 +477,21 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpecCase{"IdxWithoutLabels", Spec({{"data", "{train: {idx: {images: a.gz}}}"}}),
                     kInvalid, "data.train.idx.labels: required"},
         BadSpecCase{"CsvWithoutPath", Spec({{"data", "{train: {csv: {header: true}}}"}}), kInvalid,
-                    "data.train.csv.path: required"},
+                    "data.train.csv.path: required (or data.train.csv.dataset: the id of an "
+                    "uploaded data set)"},
+        BadSpecCase{"CsvPathAndDataset",
+                    Spec({{"data", "{train: {csv: {path: a.csv, dataset: " + std::string(32, 'a') +
+                                       "}}}"}}),
+                    kInvalid,
+                    "data.train.csv.dataset: set either data.train.csv.path or "
+                    "data.train.csv.dataset, not both"},
+        BadSpecCase{"CsvDatasetNotAnId", Spec({{"data", "{train: {csv: {dataset: ../../etc}}}"}}),
+                    kInvalid, "data.train.csv.dataset: must be a data set id: 32 lowercase hex"},
+        BadSpecCase{"IdxLabelsDatasetNotAnId",
+                    Spec({{"data",
+                           "{train: {builtin: xor}, test: {idx: {images: a, "
+                           "labels_dataset: ABC}}}"}}),
+                    kInvalid, "data.test.idx.labels_dataset: must be a data set id"},
         BadSpecCase{"BadTestShape",
                     Spec({{"data", "{train: {builtin: xor}, test: {builtin: xor, shape: [0]}}"}}),
                     kInvalid, "data.test.shape.0: must be > 0, got 0"},
@@ -526,6 +540,21 @@ TEST(SpecTest, FileErrorsArePrefixedWithThePath) {
   EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(spec.status().message()),
               HasSubstr(path + ": training.batch_size: expected an integer, got a list"));
+}
+
+// Data sets live on a server: a local run says so, naming the field.
+TEST(SpecTest, LocalRunsRefuseUploadedDataSets) {
+  absl::StatusOr<v1::JobSpec> spec =
+      ParseSpec(Spec({{"data", "{train: {csv: {dataset: " + std::string(32, 'a') + "}}}"}}), {});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(ToJobConfig(*spec).ok());  // the server fills the path in
+  const absl::Status s = RequireLocalData(*spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("data.train.csv.dataset: names a data set uploaded to a cajald server"));
+  spec = ParseSpec(Spec(), {});
+  ASSERT_TRUE(spec.ok());
+  EXPECT_TRUE(RequireLocalData(*spec).ok());
 }
 
 }  // namespace

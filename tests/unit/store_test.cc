@@ -7,11 +7,13 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -125,7 +127,7 @@ TEST_F(StoreTest, NewerSchemaIsRefusedAndLeftAlone) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.status().message(), HasSubstr("schema version 99"));
-  Sql("UPDATE schema_version SET version = 1");  // still there, untouched
+  Sql(absl::StrCat("UPDATE schema_version SET version = ", Store::kSchemaVersion));  // untouched
   EXPECT_NE(OpenOk(), nullptr);
 }
 
@@ -158,6 +160,65 @@ TEST_F(StoreTest, RowsThatDoNotParseAreDataLossAndNothingIsRemoved) {
   ASSERT_TRUE(jobs.ok()) << jobs.status();
   ASSERT_EQ(jobs->size(), 1u);
   EXPECT_EQ((*jobs)[0].id(), "good");
+}
+
+// Crash-loop counts: StartRun adds one per run, EndRun sets it back to 0, both survive a
+// reopen, and replacing the job's row keeps the count.
+TEST_F(StoreTest, InterruptedRunsAreCountedAndSurviveReopening) {
+  {
+    std::unique_ptr<Store> store = OpenOk();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->PutJob(Job("a", v1::JOB_STATE_QUEUED)).ok());
+    ASSERT_TRUE(store->PutJob(Job("b", v1::JOB_STATE_QUEUED)).ok());
+    ASSERT_TRUE(store->StartRun("a").ok());
+    ASSERT_TRUE(store->StartRun("b").ok());
+    ASSERT_TRUE(store->EndRun("b").ok());
+    ASSERT_TRUE(store->StartRun("a").ok());
+    ASSERT_TRUE(store->PutJob(Job("a", v1::JOB_STATE_RUNNING)).ok());
+    absl::Status s = store->StartRun("absent");
+    EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+    EXPECT_THAT(s.message(), HasSubstr("absent"));
+  }
+  std::unique_ptr<Store> store = OpenOk();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<std::map<std::string, int>> runs = store->LoadInterruptedRuns();
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ(*runs, (std::map<std::string, int>{{"a", 2}}));
+  ASSERT_TRUE(store->EndRun("a").ok());
+  runs = store->LoadInterruptedRuns();
+  ASSERT_TRUE(runs.ok());
+  EXPECT_TRUE(runs->empty());
+}
+
+// A database of schema version 1 (before crash-loop counts) is migrated in place: its jobs
+// and events are kept and their counts start at 0.
+TEST_F(StoreTest, VersionOneDatabaseIsMigrated) {
+  v1::Job job = Job("old", v1::JOB_STATE_RUNNING);
+  std::string bytes;
+  job.SerializeToString(&bytes);
+  std::string hex;
+  for (unsigned char c : bytes) absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
+  Sql("CREATE TABLE schema_version (version INTEGER NOT NULL);"
+      "INSERT INTO schema_version VALUES (1);"
+      "CREATE TABLE jobs (id TEXT PRIMARY KEY, request_id TEXT, seq INTEGER NOT NULL,"
+      "  job BLOB NOT NULL);"
+      "CREATE UNIQUE INDEX jobs_request_id ON jobs(request_id) WHERE request_id IS NOT NULL;"
+      "CREATE INDEX jobs_seq ON jobs(seq);"
+      "CREATE TABLE events (job_id TEXT NOT NULL, sequence INTEGER NOT NULL,"
+      "  event BLOB NOT NULL, PRIMARY KEY (job_id, sequence)) WITHOUT ROWID;" +
+      absl::StrCat("INSERT INTO jobs (id, seq, job) VALUES ('old', 1, x'", hex, "');"));
+  std::unique_ptr<Store> store = OpenOk();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schema_version(), 2);
+  EXPECT_EQ(Count("SELECT version FROM schema_version"), 2);
+  absl::StatusOr<std::vector<v1::Job>> jobs = store->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0].id(), "old");
+  EXPECT_EQ((*jobs)[0].state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(Count("SELECT interrupted_runs FROM jobs WHERE id = 'old'"), 0);
+  ASSERT_TRUE(store->StartRun("old").ok());
+  EXPECT_EQ(Count("SELECT interrupted_runs FROM jobs WHERE id = 'old'"), 1);
 }
 
 }  // namespace
