@@ -101,6 +101,32 @@ class LossKernel {
                                              double grad_scale, float* grad) = 0;
 };
 
+// Host staging for data batches on a device whose memory the host cannot reach
+// (Backend::host_visible() false): buffers to gather a batch into, and a copy to the device
+// that is ordered like a kernel launch without making the host wait. On a GPU the buffers are
+// pinned and double-buffered, so the host gathers the next batch while the device still runs
+// the current step, and the transfer runs on a copy engine, overlapped with that step.
+//
+//   RETURN_IF_ERROR(upload->Acquire());
+//   Gather(static_cast<float*>(upload->host(0)), ...);
+//   RETURN_IF_ERROR(upload->Send(0, plan->input(), bytes));
+//   RETURN_IF_ERROR(plan->Forward(step));  // reads the new batch
+//
+// Belongs to one thread.
+class BatchUpload {
+ public:
+  virtual ~BatchUpload() = default;
+  // Makes the next set of host buffers current; waits (rarely) until the upload that last
+  // read them has finished reading.
+  virtual absl::Status Acquire() = 0;
+  // The current host buffer of part `part`, of the size given when it was made.
+  virtual void* host(int part) const = 0;
+  // Copies the first `bytes` of part `part`'s current host buffer to device memory `dst`,
+  // after every kernel launched before this call (which may still read dst) and before every
+  // kernel launched after it.
+  virtual absl::Status Send(int part, void* dst, size_t bytes) = 0;
+};
+
 enum class DeviceKind { kCpu, kGpu };
 
 class Backend {
@@ -123,6 +149,10 @@ class Backend {
   virtual absl::Status CopyToHost(void* dst, const void* src, size_t bytes) = 0;
   // Waits until every kernel launched so far has finished (a no-op on the CPU).
   virtual absl::Status Synchronize() = 0;
+  // Staging for data batches of parts of at most part_bytes[i] bytes each, made once per
+  // job. The default: one set of AllocateHost buffers, sent with CopyToDevice.
+  virtual absl::StatusOr<std::unique_ptr<BatchUpload>> MakeBatchUpload(
+      const std::vector<size_t>& part_bytes);
 
   // ---- Kernels.
   // Compiles `layer`. Errors: kUnimplemented for a layer this backend cannot run,

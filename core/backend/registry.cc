@@ -1,5 +1,7 @@
 #include "core/backend/registry.h"
 
+#include <atomic>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -18,6 +20,13 @@ int VisibleGpuCount() {
   return 0;
 #endif
 }
+
+namespace {
+std::atomic<int> default_gpu{0};
+}  // namespace
+
+void SetDefaultGpu(int gpu) { default_gpu.store(gpu); }
+int DefaultGpu() { return default_gpu.load(); }
 
 absl::StatusOr<GpuInfo> GetGpuInfo(int gpu) {
 #if CAJAL_HAVE_CUDA
@@ -53,7 +62,7 @@ absl::StatusOr<Backend*> GetBackend(const DeviceRequest& request) {
         "training.device: gpu, but no CUDA device is visible to this process (no driver, no "
         "GPU, or CUDA_VISIBLE_DEVICES hides them); use device: cpu or auto");
   }
-  const int index = request.gpu < 0 ? 0 : request.gpu;
+  const int index = request.gpu < 0 ? DefaultGpu() : request.gpu;
   if (index >= gpus) {
     return absl::InvalidArgumentError(
         absl::StrCat("gpu ", index, " does not exist: ", gpus, " visible"));

@@ -19,7 +19,7 @@ enum class DeviceChoice { kAuto, kCpu, kGpu };
 
 struct DeviceRequest {
   DeviceChoice choice = DeviceChoice::kAuto;
-  // The GPU to use (kGpu, or kAuto when it picks a GPU); -1: the first visible.
+  // The GPU to use (kGpu, or kAuto when it picks a GPU); -1: DefaultGpu().
   int gpu = -1;
 };
 
@@ -42,6 +42,12 @@ struct GpuInfo {
 // Errors: kFailedPrecondition without the CUDA backend in this build, kInvalidArgument for a
 // gpu index out of range, kInternal naming the CUDA call that failed.
 absl::StatusOr<GpuInfo> GetGpuInfo(int gpu);
+
+// The GPU that DeviceRequest::gpu = -1 means: 0 unless set. Data-parallel ranks that share a
+// machine each set their own (the rank's local index modulo the visible GPUs) before any job
+// is prepared.
+void SetDefaultGpu(int gpu);
+int DefaultGpu();
 
 const char* DeviceChoiceName(DeviceChoice choice);  // "auto", "cpu", "gpu"
 

@@ -243,9 +243,7 @@ absl::Status TrainingJob::AllocateBatchBuffers() {
   ASSIGN_OR_RETURN(device_targets_, backend_->Allocate(target_bytes));
   if (!backend_->host_visible()) {
     const size_t input_bytes = static_cast<size_t>(batch * train_.example_size()) * sizeof(float);
-    ASSIGN_OR_RETURN(host_input_, backend_->AllocateHost(input_bytes));
-    ASSIGN_OR_RETURN(host_labels_, backend_->AllocateHost(label_bytes));
-    ASSIGN_OR_RETURN(host_targets_, backend_->AllocateHost(target_bytes));
+    ASSIGN_OR_RETURN(upload_, backend_->MakeBatchUpload({input_bytes, label_bytes, target_bytes}));
   }
   return absl::OkStatus();
 }

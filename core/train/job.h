@@ -237,9 +237,10 @@ class TrainingJob {
   Collective* collective_ = nullptr;
   std::unique_ptr<GradientReducer> reducer_;  // data-parallel only
   std::unique_ptr<LossKernel> loss_kernel_;
-  // Host staging of a batch (pinned on a GPU; unused on the CPU, which gathers in place) and
-  // the device's label and target buffers, for batches up to batch_size.
-  DeviceBuffer host_input_, host_labels_, host_targets_;
+  // Host staging of a batch's input, labels and targets (pinned and double-buffered on a GPU;
+  // null on the CPU, which gathers in place) and the device's label and target buffers, for
+  // batches up to batch_size.
+  std::unique_ptr<BatchUpload> upload_;
   DeviceBuffer device_labels_, device_targets_;
   Dataset train_;
   std::optional<Dataset> test_;

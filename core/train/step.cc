@@ -10,24 +10,37 @@
 #include "core/util/status_macros.h"
 
 namespace cajal {
+namespace {
+
+// The parts of a batch upload (AllocateBatchBuffers makes them in this order).
+constexpr int kUploadInput = 0, kUploadLabels = 1, kUploadTargets = 2;
+
+}  // namespace
 
 absl::StatusOr<LossTargets> TrainingJob::LoadBatch(const Dataset& data, const int64_t* indices,
                                                    int64_t n, Plan* plan) {
   const bool direct = backend_->host_visible();
-  // On host memory the batch is gathered in place; otherwise into host staging, then copied.
-  float* x = direct ? plan->input() : host_input_.floats();
-  int32_t* labels = direct ? device_labels_.ints() : host_labels_.ints();
-  float* targets = direct ? device_targets_.floats() : host_targets_.floats();
-  GatherBatch(data, norm_, indices, n, x, labels, targets);
-  const size_t x_bytes = static_cast<size_t>(n * data.example_size()) * sizeof(float);
+  // On host memory the batch is gathered in place. Otherwise into the next host staging
+  // buffers, while the device may still be running the previous step, then uploaded in order
+  // with the kernels (BatchUpload: the host does not wait for the copy).
+  float* x = plan->input();
+  int32_t* labels = device_labels_.ints();
+  float* targets = device_targets_.floats();
   if (!direct) {
-    RETURN_IF_ERROR(backend_->CopyToDevice(plan->input(), x, x_bytes));
+    RETURN_IF_ERROR(upload_->Acquire());
+    x = static_cast<float*>(upload_->host(kUploadInput));
+    labels = static_cast<int32_t*>(upload_->host(kUploadLabels));
+    targets = static_cast<float*>(upload_->host(kUploadTargets));
+  }
+  GatherBatch(data, norm_, indices, n, x, labels, targets);
+  if (!direct) {
+    const size_t x_bytes = static_cast<size_t>(n * data.example_size()) * sizeof(float);
+    RETURN_IF_ERROR(upload_->Send(kUploadInput, plan->input(), x_bytes));
     if (data.classification()) {
-      RETURN_IF_ERROR(backend_->CopyToDevice(device_labels_.get(), labels, n * sizeof(int32_t)));
+      RETURN_IF_ERROR(upload_->Send(kUploadLabels, device_labels_.get(), n * sizeof(int32_t)));
     } else {
-      RETURN_IF_ERROR(
-          backend_->CopyToDevice(device_targets_.get(), targets,
-                                 static_cast<size_t>(n * data.target_dim) * sizeof(float)));
+      RETURN_IF_ERROR(upload_->Send(kUploadTargets, device_targets_.get(),
+                                    static_cast<size_t>(n * data.target_dim) * sizeof(float)));
     }
   }
   LossTargets t;

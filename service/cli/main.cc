@@ -5,6 +5,9 @@
 #include "absl/time/time.h"
 #include "core/collective/mpi/mpi_collective.h"
 #include "core/train/memory.h"
+#if CAJAL_HAVE_NCCL
+#include "core/collective/nccl/nccl_collective.h"
+#endif
 #include "service/cli/client_commands.h"
 #include "service/cli/dataset_commands.h"
 #include "service/cli/export_command.h"
@@ -221,6 +224,10 @@ int main(int argc, char** argv) {
         return 1;
       }
       collective = *std::move(c);
+#if CAJAL_HAVE_NCCL
+      // With GPUs: each rank on its own GPU, device buffers reduced by NCCL.
+      collective = cajal::WrapForGpus(std::move(collective));
+#endif
     }
     // The core returns statuses; this is the last guard that no input ends in an abort.
     try {

@@ -286,6 +286,11 @@ int RunTrainOn(const TrainOptions& o, Collective& collective, const TermSignal* 
   absl::StatusOr<std::unique_ptr<TrainingJob>> job =
       TrainingJob::Prepare(*config, PrepareOptions{*backend, &collective});
   if (!job.ok()) return Fail(FailCode(job.status()), job.status());
+  // The device a GPU job runs on (auto picks a GPU when one is visible); CPU jobs stay quiet.
+  if (rank0 && (*job)->backend()->kind() == DeviceKind::kGpu) {
+    std::fprintf(stderr, "cajal: training on %s (training.device: %s)\n",
+                 (*job)->backend()->name().c_str(), DeviceChoiceName(config->device));
+  }
   if (collective.size() > 1 && rank0) {
     std::fprintf(stderr,
                  "cajal: data-parallel over %d ranks (%s), %d thread(s) each, global batch %lld\n",

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <regex>
 #include <string>
@@ -21,19 +22,26 @@ namespace cajal {
 inline constexpr char kFashionMnistTrain[] =
     "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
 
-// `cajal train --spec examples/<example> --out <fresh temp dir>`, stderr joined to stdout (so a
-// failure shows its message). The output is echoed for the test log. Fails the test (the
-// caller checks HasFatalFailure) unless the command exits 0.
-inline std::vector<std::string> CajalTrain(const std::string& example) {
-  const std::string cajal = std::string(CAJAL_BINARY_DIR) + "/bin/cajal";
-  const std::string spec = std::string(CAJAL_SOURCE_DIR) + "/examples/" + example;
+// `cajal train --spec examples/<example> --out <fresh temp dir> <extra>`, stderr joined to
+// stdout (so a failure shows its message). The output is echoed for the test log. Fails the
+// test (the caller checks HasFatalFailure) unless the command exits 0.
+inline std::vector<std::string> CajalTrain(const std::string& example,
+                                           const std::string& extra = "") {
+  // $CAJAL_BINARY_DIR and $CAJAL_SOURCE_DIR override the build's own paths, for binaries run
+  // on another machine (scripts/gpu-check.sh --prebuilt).
+  const char* bin_env = std::getenv("CAJAL_BINARY_DIR");
+  const char* src_env = std::getenv("CAJAL_SOURCE_DIR");
+  const std::string cajal = std::string(bin_env ? bin_env : CAJAL_BINARY_DIR) + "/bin/cajal";
+  const std::string spec =
+      std::string(src_env ? src_env : CAJAL_SOURCE_DIR) + "/examples/" + example;
   EXPECT_EQ(::access(cajal.c_str(), X_OK), 0) << cajal << " is missing";
   std::string dir = ::testing::TempDir() + "/cajal_slow_XXXXXX";
   if (::mkdtemp(dir.data()) == nullptr) {
     ADD_FAILURE() << "mkdtemp " << dir;
     return {};
   }
-  const std::string command = cajal + " train --spec " + spec + " --out " + dir + " 2>&1";
+  const std::string command =
+      cajal + " train --spec " + spec + " --out " + dir + " " + extra + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) {
     ADD_FAILURE() << "popen " << command;

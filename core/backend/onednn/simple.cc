@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/backend/activation_math.h"
 #include "core/backend/onednn/kernels.h"
 #include "core/backend/onednn/onednn_util.h"
 #include "core/util/counter_rng.h"
@@ -18,7 +19,7 @@ class ThresholdKernel : public Kernel {
   absl::Status Forward(int64_t) override {
     const float* src = args_.src;
     float* dst = args_.dst;
-    for (int64_t i = 0; i < count_; ++i) dst[i] = src[i] > threshold_ ? 1.0f : 0.0f;
+    for (int64_t i = 0; i < count_; ++i) dst[i] = ThresholdForward(src[i], threshold_);
     return absl::OkStatus();
   }
   absl::Status Backward() override {
