@@ -88,7 +88,7 @@ class Server {
   std::unique_ptr<JobManager> manager_;
   std::unique_ptr<Executor> executor_;           // the store's calls
   std::unique_ptr<Executor> artifact_executor_;  // DownloadModel's files (ONNX export)
-  std::unique_ptr<Executor> dataset_executor_;  // uploads and deletions: disk I/O off reactions
+  std::unique_ptr<Executor> dataset_executor_;   // uploads and deletions: disk I/O off reactions
   Authenticator auth_;
   std::unique_ptr<TrainingServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
