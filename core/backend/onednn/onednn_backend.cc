@@ -1,7 +1,6 @@
 // The CPU backend: host memory, each layer kind dispatched to its oneDNN kernel maker, and the
 // loss and optimizer loops on the host.
 #include <omp.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -22,10 +21,6 @@ namespace {
 
 // Work below this many elements runs on one thread: fork/join would cost more than it saves.
 constexpr int64_t kParallelThreshold = 1 << 15;
-// Buffers from this size up are mapped rather than taken from the heap: the kernel hands out
-// zeroed pages lazily (nothing is touched until used) and refuses what cannot fit.
-constexpr size_t kMapThreshold = size_t{1} << 20;
-
 absl::Status OutOfMemory(size_t bytes) {
   return absl::ResourceExhaustedError(
       absl::StrCat("out of memory: cannot allocate ", bytes, " bytes (",
@@ -34,11 +29,11 @@ absl::Status OutOfMemory(size_t bytes) {
 
 absl::StatusOr<DeviceBuffer> AllocateHostMemory(size_t bytes) {
   if (bytes == 0) return DeviceBuffer();
-  if (bytes >= kMapThreshold) {
-    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return OutOfMemory(bytes);
-    return DeviceBuffer(p, bytes, [bytes](void* q) { ::munmap(q, bytes); });
-  }
+  // From the heap, zeroed (and so touched) here, outside any step. Large buffers used to be
+  // mapped separately (zero pages on first touch): every mapping then started on a page
+  // boundary, so buffers streamed together shared cache sets, and the first steps paid the
+  // page faults; the 2-thread CNN was ~10 % slower that way (docs/performance.md). What cannot
+  // fit is refused before this by the memory estimate; a failed allocation is still a status.
   // Round the byte size up to the alignment, as aligned_alloc requires.
   void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (p == nullptr) return OutOfMemory(bytes);
