@@ -116,6 +116,15 @@ absl::Status Store::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
+absl::Status Store::InTransaction(const std::function<absl::Status()>& body) {
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
+  if (absl::Status s = body(); !s.ok()) {
+    (void)Exec("ROLLBACK;");
+    return s;
+  }
+  return Exec("COMMIT;");
+}
+
 absl::Status Store::Error(const char* what) { return Code(db_, sqlite3_errcode(db_), what); }
 
 absl::Status Store::Migrate() {
@@ -138,18 +147,12 @@ absl::Status Store::Migrate() {
         "; run a newer cajald or use another --data_dir"));
   }
   for (int v = version; v < kLatest; ++v) {
-    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
-    absl::Status s = Exec(kMigrations[v]);
-    if (s.ok()) s = Exec("DELETE FROM schema_version;");
-    if (s.ok()) {
+    RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+      RETURN_IF_ERROR(Exec(kMigrations[v]));
+      RETURN_IF_ERROR(Exec("DELETE FROM schema_version;"));
       const std::string set = absl::StrCat("INSERT INTO schema_version VALUES (", v + 1, ");");
-      s = Exec(set.c_str());
-    }
-    if (!s.ok()) {
-      (void)Exec("ROLLBACK;");
-      return s;
-    }
-    RETURN_IF_ERROR(Exec("COMMIT;"));
+      return Exec(set.c_str());
+    }));
   }
   version_ = kLatest;
   return absl::OkStatus();
@@ -162,7 +165,6 @@ absl::Status Store::PutJob(const v1::Job& job, const v1::JobEvent* event) {
   if (event != nullptr) event->SerializeToString(&event_bytes);
   absl::MutexLock lock(&mu_);
   WriteTimer timer;
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
   auto body = [&]() -> absl::Status {
     Stmt st;
     // seq keeps the first insertion's order across replacements.
@@ -198,12 +200,7 @@ absl::Status Store::PutJob(const v1::Job& job, const v1::JobEvent* event) {
     if (sqlite3_step(ev.s) != SQLITE_DONE) return Error("write event");
     return absl::OkStatus();
   };
-  absl::Status s = body();
-  if (!s.ok()) {
-    (void)Exec("ROLLBACK;");
-    return s;
-  }
-  return Exec("COMMIT;");
+  return InTransaction(body);
 }
 
 absl::StatusOr<std::vector<v1::Job>> Store::LoadJobs() {
@@ -233,7 +230,6 @@ absl::StatusOr<std::vector<v1::JobEvent>> Store::LoadEvents(const std::string& j
 absl::Status Store::DeleteJob(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   WriteTimer timer;
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
   auto body = [&]() -> absl::Status {
     for (const char* sql :
          {"DELETE FROM events WHERE job_id = ?1", "DELETE FROM jobs WHERE id = ?1"}) {
@@ -245,18 +241,12 @@ absl::Status Store::DeleteJob(const std::string& job_id) {
     }
     return absl::OkStatus();
   };
-  absl::Status s = body();
-  if (!s.ok()) {
-    (void)Exec("ROLLBACK;");
-    return s;
-  }
-  return Exec("COMMIT;");
+  return InTransaction(body);
 }
 
 absl::Status Store::UpdateJobRow(const char* sql, const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   WriteTimer timer;
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
   auto body = [&]() -> absl::Status {
     Stmt st;
     if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK) {
@@ -269,12 +259,7 @@ absl::Status Store::UpdateJobRow(const char* sql, const std::string& job_id) {
     }
     return absl::OkStatus();
   };
-  absl::Status s = body();
-  if (!s.ok()) {
-    (void)Exec("ROLLBACK;");
-    return s;
-  }
-  return Exec("COMMIT;");
+  return InTransaction(body);
 }
 
 absl::Status Store::StartRun(const std::string& job_id) {

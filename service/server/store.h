@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -61,6 +62,9 @@ class Store {
   explicit Store(sqlite3* db) : db_(db) {}
   absl::Status Migrate();
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `body` in one write transaction: committed when it returns OK, else rolled back.
+  absl::Status InTransaction(const std::function<absl::Status()>& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Error(const char* what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `sql` (one statement with ?1 = the job id) in a write transaction; kNotFound when it
   // changes no row.

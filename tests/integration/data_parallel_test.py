@@ -90,6 +90,19 @@ def curves():
           f'{a}\n     {b}')
 
 
+def rank1_pid(spec):
+    """The pid of rank 1 of the `cajal train --spec SPEC` running under mpirun, or None."""
+    for pid in subprocess.run(['pgrep', '-f', f'{CAJAL} train --spec {spec}'], capture_output=True,
+                              text=True).stdout.split():
+        try:
+            with open(f'/proc/{pid}/environ', 'rb') as f:
+                if b'OMPI_COMM_WORLD_RANK=1\0' in f.read():
+                    return int(pid)
+        except OSError:
+            pass
+    return None
+
+
 def kill_a_rank():
     """Killing one rank ends the job on every rank within seconds, naming the rank."""
     spec = spec_file('long', MLP.replace('max_steps: 200', 'max_steps: 1000000').replace('epochs: 1', 'epochs: 100'))
@@ -99,14 +112,7 @@ def kill_a_rank():
     rank1 = None
     while rank1 is None and time.monotonic() < deadline:
         time.sleep(0.5)
-        for pid in subprocess.run(['pgrep', '-f', f'{CAJAL} train --spec {spec}'], capture_output=True,
-                                  text=True).stdout.split():
-            try:
-                with open(f'/proc/{pid}/environ', 'rb') as f:
-                    if b'OMPI_COMM_WORLD_RANK=1\0' in f.read():
-                        rank1 = int(pid)
-            except OSError:
-                pass
+        rank1 = rank1_pid(spec)
     time.sleep(2)  # well into training
     check('rank 1 found', rank1 is not None)
     if rank1 is None:
@@ -163,14 +169,7 @@ def sigterm_one_rank():
     for line in p.stdout:
         lines.append(line)
         if rank1 is None and re.match(r'epoch=\d+ step=(6|7|8|9)0 ', line):
-            for pid in subprocess.run(['pgrep', '-f', f'{CAJAL} train --spec {spec}'], capture_output=True,
-                                      text=True).stdout.split():
-                try:
-                    with open(f'/proc/{pid}/environ', 'rb') as f:
-                        if b'OMPI_COMM_WORLD_RANK=1\0' in f.read():
-                            rank1 = int(pid)
-                except OSError:
-                    pass
+            rank1 = rank1_pid(spec)
             if rank1 is not None:
                 os.kill(rank1, signal.SIGTERM)
     p.wait(timeout=60)
